@@ -1,0 +1,129 @@
+"""Migration operations that keep PostgreSQL's locks short on a large live table."""
+
+from typing import Any
+
+from django.db import migrations, transaction
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import ProjectState
+
+LOCK_TIMEOUT_MS = 5000  # give up on a DDL lock rather than stall every query queued behind it
+
+
+def _is_postgres(schema_editor: BaseDatabaseSchemaEditor) -> bool:
+    return schema_editor.connection.vendor == "postgresql"
+
+
+class SetLockTimeout(migrations.RunSQL):
+    """`SET LOCAL lock_timeout` for the rest of an atomic migration (PostgreSQL only)."""
+
+    def __init__(self, milliseconds: int = LOCK_TIMEOUT_MS) -> None:
+        sql = f"SET LOCAL lock_timeout = {int(milliseconds)}"
+        super().__init__(sql, reverse_sql=sql, elidable=True)
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        if _is_postgres(schema_editor):
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        if _is_postgres(schema_editor):
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+class NullsRemainError(RuntimeError):
+    pass
+
+
+class FinalizeNotNull(migrations.AlterField):
+    """Make a backfilled column NOT NULL with a default, without a long lock.
+
+    On PostgreSQL a plain `SET NOT NULL` scans the whole table under ACCESS EXCLUSIVE.
+    Instead: add `CHECK (col IS NOT NULL) NOT VALID` (instant), `VALIDATE` it (scans
+    under a lock that lets reads and writes go on), then `SET NOT NULL`, which PostgreSQL
+    12+ proves from the valid constraint without scanning. Each step is its own
+    transaction, so the migration using this must set `atomic = False`.
+    Other databases get Django's ordinary AlterField.
+
+    Refuses, changing nothing, while any row still holds NULL.
+    """
+
+    def __init__(self, *args: Any, remedy: str = "", **kwargs: Any) -> None:
+        self.remedy = remedy
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        name, args, kwargs = super().deconstruct()
+        if self.remedy:
+            kwargs["remedy"] = self.remedy
+        return name, args, kwargs
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = from_state.apps.get_model(app_label, self.model_name)
+        alias = schema_editor.connection.alias
+        nulls = model._default_manager.using(alias).filter(**{f"{self.name}__isnull": True}).count()
+        if nulls:
+            raise NullsRemainError(
+                f"{app_label}.{model.__name__}.{self.name} still holds NULL in {nulls} row(s); "
+                f"refusing to make it NOT NULL. {self.remedy}".strip()
+            )
+        if not _is_postgres(schema_editor):
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+            return
+        table = schema_editor.quote_name(model._meta.db_table)
+        column_name = model._meta.get_field(self.name).column
+        column = schema_editor.quote_name(column_name)
+        check = schema_editor.quote_name(f"{model._meta.db_table}_{column_name}_not_null")
+        default = schema_editor.quote_value(self.field.db_default.value)  # type: ignore[attr-defined]
+        with schema_editor.connection.cursor() as cursor:
+            with transaction.atomic(using=alias):
+                cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+                cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}")
+                cursor.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT {default}")
+                cursor.execute(
+                    f"ALTER TABLE {table} ADD CONSTRAINT {check} "
+                    f"CHECK ({column} IS NOT NULL) NOT VALID"
+                )
+            with transaction.atomic(using=alias):
+                cursor.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {check}")
+            with transaction.atomic(using=alias):
+                cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+                cursor.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL")
+                cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {check}")
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        if not _is_postgres(schema_editor):
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
+            return
+        model = from_state.apps.get_model(app_label, self.model_name)
+        table = schema_editor.quote_name(model._meta.db_table)
+        column = schema_editor.quote_name(model._meta.get_field(self.name).column)
+        with transaction.atomic(using=schema_editor.connection.alias):
+            with schema_editor.connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+                cursor.execute(
+                    f"ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL, "
+                    f"ALTER COLUMN {column} DROP DEFAULT"
+                )

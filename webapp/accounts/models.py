@@ -1,0 +1,52 @@
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+from accounts.sumup.connection import ConnectionStatus, SumUpConnection
+
+__all__ = ["ArtistProfile", "ConnectionStatus", "EmailVerificationToken", "User"]
+
+
+class User(AbstractUser):
+    class UserType(models.TextChoices):
+        ARTIST = "artist", "Artist"
+        CUSTOMER = "customer", "Customer"
+
+    user_type = models.CharField(max_length=20, choices=UserType.choices, default=UserType.CUSTOMER)
+    phone = models.CharField(max_length=30, blank=True)
+    email_verified = models.BooleanField(default=False)
+
+    @property
+    def is_artist(self) -> bool:
+        return self.user_type == self.UserType.ARTIST
+
+
+class ArtistProfile(SumUpConnection):
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="artist_profile")
+    display_name = models.CharField(max_length=200)
+    bio = models.TextField(blank=True)
+    business_name = models.CharField(max_length=200, blank=True)
+    is_approved = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.display_name or f"Artist {self.pk}"
+
+    def _extra_update_fields(self) -> list[str]:
+        return ["updated_at"]
+
+
+class EmailVerificationToken(models.Model):
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="email_verification_tokens"
+    )
+    token = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Email verification for user {self.user_id}"

@@ -1,0 +1,1 @@
+"""Everything about an artist's SumUp merchant connection."""
