@@ -1,5 +1,6 @@
 """Migration operations that keep PostgreSQL's locks short on a large live table."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import migrations, transaction
@@ -62,7 +63,7 @@ class FinalizeNotNull(migrations.AlterField):
         self.remedy = remedy
         super().__init__(*args, **kwargs)
 
-    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+    def deconstruct(self) -> tuple[str, Sequence[Any], dict[str, Any]]:
         name, args, kwargs = super().deconstruct()
         if self.remedy:
             kwargs["remedy"] = self.remedy
@@ -90,7 +91,8 @@ class FinalizeNotNull(migrations.AlterField):
         column_name = model._meta.get_field(self.name).column
         column = schema_editor.quote_name(column_name)
         check = schema_editor.quote_name(f"{model._meta.db_table}_{column_name}_not_null")
-        default = schema_editor.quote_value(self.field.db_default.value)  # type: ignore[attr-defined]
+        db_default = self.field.db_default
+        default = schema_editor.quote_value(getattr(db_default, "value", db_default))
         with schema_editor.connection.cursor() as cursor:
             with transaction.atomic(using=alias):
                 cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
@@ -120,10 +122,12 @@ class FinalizeNotNull(migrations.AlterField):
         model = from_state.apps.get_model(app_label, self.model_name)
         table = schema_editor.quote_name(model._meta.db_table)
         column = schema_editor.quote_name(model._meta.get_field(self.name).column)
-        with transaction.atomic(using=schema_editor.connection.alias):
-            with schema_editor.connection.cursor() as cursor:
-                cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
-                cursor.execute(
-                    f"ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL, "
-                    f"ALTER COLUMN {column} DROP DEFAULT"
-                )
+        with (
+            transaction.atomic(using=schema_editor.connection.alias),
+            schema_editor.connection.cursor() as cursor,
+        ):
+            cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+            cursor.execute(
+                f"ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL, "
+                f"ALTER COLUMN {column} DROP DEFAULT"
+            )

@@ -68,7 +68,7 @@ def env_list(name: str, default: list[str] | None = None, *, sep: str = ",") -> 
 def env_url(name: str, default: str, *, keep_trailing_slash: bool = False) -> str:
     """An http(s) URL; by default without a trailing slash (SumUp rejects URLs ending in one)."""
     value = env_str(name, default) or default
-    if not value.startswith(("http://", "https://")) or "://" == value[-3:]:
+    if not value.startswith(("http://", "https://")) or value[-3:] == "://":
         raise ImproperlyConfigured(f"{name} must be an http(s) URL, got {value!r}")
     return value if keep_trailing_slash else value.rstrip("/")
 

@@ -7,6 +7,8 @@ production sets DEBUG off and must then provide SECRET_KEY.
 from email.utils import getaddresses
 from pathlib import Path
 
+import django_stubs_ext
+
 from events.env import (
     env_bool,
     env_database,
@@ -18,6 +20,9 @@ from events.env import (
     env_str,
     env_url,
 )
+
+# Lets admin and querysets be written with type parameters (ModelAdmin[Model]).
+django_stubs_ext.monkeypatch()
 
 WEBAPP_DIR = Path(__file__).resolve().parent.parent
 PROJECT_DIR = WEBAPP_DIR.parent

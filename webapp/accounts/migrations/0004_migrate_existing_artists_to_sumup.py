@@ -11,16 +11,15 @@ from accounts.sumup.status_backfill import backfill_connection_status
 
 
 def forwards(apps, schema_editor):
-    ArtistProfile = apps.get_model('accounts', 'ArtistProfile')
+    ArtistProfile = apps.get_model("accounts", "ArtistProfile")
     backfill_connection_status(ArtistProfile, using=schema_editor.connection.alias)
 
 
 class Migration(migrations.Migration):
-
     atomic = False
 
     dependencies = [
-        ('accounts', '0003_add_sumup_oauth_fields'),
+        ("accounts", "0003_add_sumup_oauth_fields"),
     ]
 
     operations = [

@@ -9,18 +9,27 @@ from accounts.migration_operations import FinalizeNotNull
 
 
 class Migration(migrations.Migration):
-
     atomic = False
 
     dependencies = [
-        ('accounts', '0004_migrate_existing_artists_to_sumup'),
+        ("accounts", "0004_migrate_existing_artists_to_sumup"),
     ]
 
     operations = [
         FinalizeNotNull(
-            model_name='artistprofile',
-            name='sumup_connection_status',
-            field=models.CharField(choices=[('not_connected', 'Not connected'), ('connected', 'Connected'), ('expired', 'Token expired'), ('error', 'Connection error')], db_default='not_connected', default='not_connected', max_length=20),
-            remedy='Finish the backfill of accounts.0004_migrate_existing_artists_to_sumup (`manage.py verify_sumup_migration` shows what is left), then migrate again.',
+            model_name="artistprofile",
+            name="sumup_connection_status",
+            field=models.CharField(
+                choices=[
+                    ("not_connected", "Not connected"),
+                    ("connected", "Connected"),
+                    ("expired", "Token expired"),
+                    ("error", "Connection error"),
+                ],
+                db_default="not_connected",
+                default="not_connected",
+                max_length=20,
+            ),
+            remedy="Finish the backfill of accounts.0004_migrate_existing_artists_to_sumup (`manage.py verify_sumup_migration` shows what is left), then migrate again.",
         ),
     ]

@@ -1,7 +1,7 @@
 """The SumUp connection an artist profile carries: fields and the rules on them."""
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import models
@@ -19,7 +19,11 @@ class ConnectionStatus(models.TextChoices):
 
 
 # Statuses in which the artist must (re)connect before customers can pay them.
-NEEDS_CONNECTION = (ConnectionStatus.NOT_CONNECTED, ConnectionStatus.EXPIRED, ConnectionStatus.ERROR)
+NEEDS_CONNECTION = (
+    ConnectionStatus.NOT_CONNECTED,
+    ConnectionStatus.EXPIRED,
+    ConnectionStatus.ERROR,
+)
 
 TOKEN_FIELDS = (
     "sumup_access_token",
@@ -36,7 +40,7 @@ def _expiry_from(token_data: Mapping[str, Any], now: datetime) -> datetime | Non
         if isinstance(expires_at, datetime):
             return expires_at
         if isinstance(expires_at, int | float):
-            return datetime.fromtimestamp(expires_at, tz=timezone.UTC)
+            return datetime.fromtimestamp(expires_at, tz=UTC)
         parsed = parse_datetime(str(expires_at))
         if parsed is None:
             raise ValueError(f"expires_at is not a date and time: {expires_at!r}")
@@ -52,10 +56,11 @@ class SumUpConnection(models.Model):
 
     sumup_access_token = EncryptedTextField(null=True, blank=True)
     sumup_refresh_token = EncryptedTextField(null=True, blank=True)
-    sumup_token_type = models.CharField(max_length=20, null=True, blank=True)
+    # Nullable with no default: adding them is a catalog change on a live table (see 0003).
+    sumup_token_type = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
     sumup_expires_at = models.DateTimeField(null=True, blank=True)
-    sumup_scope = models.CharField(max_length=255, null=True, blank=True)
-    sumup_merchant_code = models.CharField(max_length=50, null=True, blank=True)
+    sumup_scope = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    sumup_merchant_code = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
     sumup_connected_at = models.DateTimeField(null=True, blank=True)
     sumup_connection_status = models.CharField(
         max_length=20,

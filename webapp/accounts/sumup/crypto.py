@@ -46,7 +46,8 @@ def _fernet() -> MultiFernet:
             )
         log.warning(
             "%s is not set; SumUp tokens are encrypted with a development key derived from "
-            "SECRET_KEY", KEYS_VARIABLE
+            "SECRET_KEY",
+            KEYS_VARIABLE,
         )
         return MultiFernet([Fernet(development_key())])
     try:

@@ -1,0 +1,37 @@
+# Two commands set up everything on a fresh machine:
+#   make run    the whole system locally (SQLite, local Redis, fake SumUp, web, worker, beat)
+#   make test   lint, types, migration checks and the whole test suite
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench bench-quick lint setup clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	scripts/run-local
+
+test: $(STAMP)
+	scripts/test
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) bench/migrations_bench.py
+
+bench-quick: $(STAMP)
+	$(PY) bench/migrations_bench.py --quick
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,90 @@
+"""Shared fixtures. The suite runs on the real PostgreSQL and Redis; a missing service
+stops the run at once with what to start, rather than skipping tests."""
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from accounts.models import ArtistProfile, User
+from celery.contrib.testing.worker import start_worker
+from django.conf import settings
+
+START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+START_REDIS = (
+    "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no"
+)
+
+
+def _require_services() -> None:
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        pytest.exit(
+            "The suite runs on PostgreSQL: run it with `make test`, or set DATABASE_URL "
+            "(e.g. postgres://postgres@127.0.0.1:5432/test).",
+            returncode=2,
+        )
+    try:
+        psycopg.connect(
+            host=database["HOST"] or "127.0.0.1",
+            port=int(database["PORT"] or 5432),
+            user=database["USER"],
+            dbname="postgres",
+            connect_timeout=3,
+        ).close()
+    except psycopg.OperationalError as exc:
+        pytest.exit(f"PostgreSQL is not reachable ({exc}). Start it: {START_POSTGRES}", 2)
+    try:
+        redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=3).ping()
+    except redis.RedisError as exc:
+        pytest.exit(f"Redis is not reachable ({exc}). Start it: {START_REDIS}", 2)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _require_services()
+
+
+@pytest.fixture
+def make_artist(db: None) -> Callable[..., ArtistProfile]:
+    counter = iter(range(1, 1_000_000))
+
+    def make(**profile_fields: Any) -> ArtistProfile:
+        n = next(counter)
+        user = User.objects.create_user(
+            username=f"artist{n}",
+            email=f"artist{n}@example.com",
+            password="correct horse battery staple",
+            user_type=User.UserType.ARTIST,
+        )
+        profile_fields.setdefault("display_name", f"Artist {n}")
+        return ArtistProfile.objects.create(user=user, **profile_fields)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def project_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[Any]:
+    """A real Celery worker for the project's own app, consuming from the test Redis.
+
+    It runs in a thread of this process against the test database, so tests that use it
+    must be `django_db(transaction=True)` to see each other's committed rows.
+    """
+    from jobs import app
+
+    with (
+        django_db_blocker.unblock(),
+        start_worker(
+            app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"
+        ) as worker,
+    ):
+        yield worker
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests may set variables; never let one leak into the next.
+    for name in list(os.environ):
+        if name.startswith("ANYMAIL_"):
+            monkeypatch.delenv(name)

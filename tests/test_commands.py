@@ -1,0 +1,50 @@
+import pytest
+from accounts.models import ConnectionStatus
+from django.core.management import CommandError, call_command
+
+
+@pytest.mark.django_db
+def test_verify_reports_counts_and_passes_on_a_consistent_database(make_artist, capsys):
+    make_artist()
+    connected = make_artist()
+    connected.update_sumup_connection({"access_token": "a", "refresh_token": "r", "expires_in": 60})
+
+    call_command("verify_sumup_migration")
+
+    out = capsys.readouterr().out
+    assert "Total artists: 2" in out
+    assert "connected: 1" in out and "not_connected: 1" in out
+    assert "All SumUp migration checks passed." in out
+
+
+@pytest.mark.django_db
+def test_verify_fails_when_a_connected_artist_holds_no_token(make_artist, capsys):
+    make_artist(sumup_connection_status=ConnectionStatus.CONNECTED)
+    with pytest.raises(CommandError, match="1 check\\(s\\) failed"):
+        call_command("verify_sumup_migration")
+    assert "1 connected artist(s) hold no access token" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_notify_dry_run_counts_only_approved_artists_who_must_connect(make_artist, capsys):
+    make_artist(is_approved=True, display_name="Nina Blue")
+    make_artist(is_approved=True, sumup_connection_status=ConnectionStatus.EXPIRED)
+    make_artist(is_approved=False)
+    done = make_artist(is_approved=True)
+    done.update_sumup_connection({"access_token": "a", "expires_in": 60})
+
+    call_command("notify_artists_sumup_migration", "--approved-only", "--dry-run")
+
+    out = capsys.readouterr().out
+    assert "Audience: 2 approved artists need to connect SumUp." in out
+    assert "Hello Nina Blue," in out
+    assert "http://127.0.0.1:8000/accounts/dashboard/" in out
+    assert "Dry run: nothing was sent." in out
+
+
+@pytest.mark.django_db
+def test_notify_without_dry_run_refuses_and_sends_nothing(make_artist, mailoutbox):
+    make_artist(is_approved=True)
+    with pytest.raises(CommandError, match="--dry-run"):
+        call_command("notify_artists_sumup_migration", "--approved-only")
+    assert mailoutbox == []

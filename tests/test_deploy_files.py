@@ -1,0 +1,74 @@
+"""No Docker engine runs here, so the compose file and Procfile are checked by reading:
+valid structure, a healthcheck per service, and every command names something that exists."""
+
+import importlib
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from django.core.management import get_commands
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = REPO / ".venv" / "bin"
+IMAGE_TOOLS = {"pg_isready", "redis-cli", "sh"}  # shipped by the service images
+
+
+def _executable_exists(name: str) -> bool:
+    return name in IMAGE_TOOLS or (VENV_BIN / name).exists() or shutil.which(name) is not None
+
+
+def _check_command(argv: list[str]) -> None:
+    """Fail unless the program, and the project module or subcommand it names, exist."""
+    assert _executable_exists(argv[0]), f"no such program: {argv[0]}"
+    if argv[0] == "sh":
+        for part in " ".join(argv[2:]).split("&&"):
+            _check_command(shlex.split(part))
+    elif argv[0] == "gunicorn":
+        module, _, attribute = argv[1].partition(":")
+        assert hasattr(importlib.import_module(module), attribute or "application")
+    elif argv[0] == "celery":
+        assert argv[1] == "-A"
+        assert importlib.import_module(argv[2]).app.main == "jobs"
+        assert argv[3] in {"worker", "beat", "inspect"}
+    elif argv[0] == "python" and argv[1].endswith("manage.py"):
+        assert (REPO / argv[1]).exists()
+        assert argv[2] in get_commands(), f"no manage.py command {argv[2]}"
+
+
+def _compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_compose_defines_every_process_with_a_healthcheck():
+    services = _compose()["services"]
+    assert set(services) == {"postgres", "redis", "web", "worker", "beat"}
+    for name, service in services.items():
+        assert service["healthcheck"]["test"], f"{name} has no healthcheck"
+
+
+@pytest.mark.parametrize("service", ["web", "worker", "beat", "postgres", "redis"])
+def test_every_compose_command_exists_in_the_project(service):
+    definition = _compose()["services"][service]
+    if "command" in definition:
+        _check_command(definition["command"])
+    test = definition["healthcheck"]["test"]
+    if test[0] == "CMD":
+        _check_command(test[1:])
+    else:
+        assert test[0] == "CMD-SHELL"
+        _check_command(shlex.split(test[1].replace("$$", "$")))
+
+
+def test_the_procfile_runs_web_worker_beat_and_migrates_on_release():
+    processes = dict(
+        line.split(": ", 1) for line in (REPO / "Procfile").read_text().splitlines() if line
+    )
+    assert set(processes) == {"release", "web", "worker", "beat"}
+    for command in processes.values():
+        _check_command(shlex.split(command))
+    assert processes["release"] == "python webapp/manage.py migrate --noinput"
