@@ -31,6 +31,14 @@ class ArtistProfile(SumUpConnection):
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            # One SumUp merchant pays one artist.
+            models.UniqueConstraint(
+                fields=["sumup_merchant_code"],
+                condition=models.Q(sumup_merchant_code__isnull=False),
+                name="artistprofile_unique_sumup_merchant",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.display_name or f"Artist {self.pk}"

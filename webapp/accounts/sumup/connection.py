@@ -25,6 +25,14 @@ NEEDS_CONNECTION = (
     ConnectionStatus.ERROR,
 )
 
+# Columns written whenever the connection changes, besides the tokens.
+CONNECTION_FIELDS = (
+    "sumup_merchant_code",
+    "sumup_business_name",
+    "sumup_connected_at",
+    "sumup_connection_status",
+)
+
 TOKEN_FIELDS = (
     "sumup_access_token",
     "sumup_refresh_token",
@@ -62,6 +70,7 @@ class SumUpConnection(models.Model):
     sumup_scope = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     sumup_merchant_code = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
     sumup_connected_at = models.DateTimeField(null=True, blank=True)
+    sumup_business_name = models.CharField(max_length=200, blank=True, default="")
     sumup_connection_status = models.CharField(
         max_length=20,
         choices=ConnectionStatus.choices,
@@ -88,8 +97,9 @@ class SumUpConnection(models.Model):
     def update_sumup_connection(self, token_data: Mapping[str, Any]) -> None:
         """Store a token response from SumUp and mark the connection as working.
 
-        Accepts `expires_in` (seconds) or `expires_at` (datetime, ISO string or epoch).
-        A response without a refresh token keeps the one already held, as SumUp asks.
+        Accepts `expires_in` (seconds) or `expires_at` (datetime, ISO string or epoch),
+        and optionally `merchant_code` and `business_name`. A response without a refresh
+        token keeps the one already held, as SumUp asks.
         """
         access_token = token_data.get("access_token")
         if not access_token:
@@ -102,35 +112,24 @@ class SumUpConnection(models.Model):
         self.sumup_expires_at = _expiry_from(token_data, now)
         if token_data.get("scope"):
             self.sumup_scope = str(token_data["scope"])[:255]
-        if token_data.get("merchant_code"):
-            self.sumup_merchant_code = str(token_data["merchant_code"])[:50]
+        merchant_code = str(token_data.get("merchant_code") or "")[:50]
+        if merchant_code and merchant_code != self.sumup_merchant_code:
+            self.sumup_merchant_code = merchant_code
+            self.sumup_connected_at = None  # a different merchant: connected since now
+        if "business_name" in token_data:
+            self.sumup_business_name = str(token_data["business_name"] or "")[:200]
         if self.sumup_connected_at is None:
             self.sumup_connected_at = now
         self.sumup_connection_status = ConnectionStatus.CONNECTED
-        self.save(
-            update_fields=[
-                *TOKEN_FIELDS,
-                "sumup_merchant_code",
-                "sumup_connected_at",
-                "sumup_connection_status",
-                *self._extra_update_fields(),
-            ]
-        )
+        self.save(update_fields=[*TOKEN_FIELDS, *CONNECTION_FIELDS, *self._extra_update_fields()])
 
     def disconnect_sumup(self) -> None:
         """Forget the tokens and merchant; the artist must connect again."""
         for field in (*TOKEN_FIELDS, "sumup_merchant_code", "sumup_connected_at"):
             setattr(self, field, None)
+        self.sumup_business_name = ""
         self.sumup_connection_status = ConnectionStatus.NOT_CONNECTED
-        self.save(
-            update_fields=[
-                *TOKEN_FIELDS,
-                "sumup_merchant_code",
-                "sumup_connected_at",
-                "sumup_connection_status",
-                *self._extra_update_fields(),
-            ]
-        )
+        self.save(update_fields=[*TOKEN_FIELDS, *CONNECTION_FIELDS, *self._extra_update_fields()])
 
     def _extra_update_fields(self) -> list[str]:
         """Columns a concrete model updates on every save (e.g. `updated_at`)."""

@@ -1,0 +1,29 @@
+from django.db import migrations, models
+
+from accounts.migration_operations import SetLockTimeout
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("accounts", "0005_finalize_sumup_connection_status"),
+    ]
+
+    operations = [
+        # A column with a constant default is a catalog change on PostgreSQL; the partial
+        # unique index holds only linked merchants, but its build scans the table once
+        # while writes wait (about a second per million rows).
+        SetLockTimeout(milliseconds=5000),
+        migrations.AddField(
+            model_name="artistprofile",
+            name="sumup_business_name",
+            field=models.CharField(blank=True, default="", max_length=200),
+        ),
+        migrations.AddConstraint(
+            model_name="artistprofile",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("sumup_merchant_code__isnull", False)),
+                fields=("sumup_merchant_code",),
+                name="artistprofile_unique_sumup_merchant",
+            ),
+        ),
+    ]
