@@ -6,6 +6,12 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "events.settings")
 
-app = Celery("jobs", include=["jobs.health"])
+app = Celery("jobs", include=["jobs.health", "jobs.token_refresh"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.beat_schedule = {}
+
+
+@app.on_after_configure.connect
+def _schedule(sender: Celery, **kwargs: object) -> None:
+    from jobs.schedule import beat_schedule
+
+    sender.conf.beat_schedule = beat_schedule()

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils import formats, timezone
 
 from accounts.models import ArtistProfile, EmailVerificationToken, User
 
@@ -23,6 +24,8 @@ class ArtistProfileAdmin(admin.ModelAdmin[ArtistProfile]):
         "sumup_connection_status",
         "sumup_merchant_code",
         "sumup_expires_at",
+        "sumup_last_refresh_at",
+        "sumup_refresh_failures",
     )
     list_filter = ("sumup_connection_status", "is_approved")
     search_fields = ("display_name", "business_name", "user__email", "user__username")
@@ -41,6 +44,10 @@ class ArtistProfileAdmin(admin.ModelAdmin[ArtistProfile]):
         "sumup_scope",
         "holds_access_token",
         "holds_refresh_token",
+        "sumup_last_refresh_at",
+        "next_refresh_due",
+        "sumup_refresh_failures",
+        "sumup_last_error",
         "created_at",
         "updated_at",
     )
@@ -52,6 +59,10 @@ class ArtistProfileAdmin(admin.ModelAdmin[ArtistProfile]):
         "sumup_scope",
         "holds_access_token",
         "holds_refresh_token",
+        "sumup_last_refresh_at",
+        "next_refresh_due",
+        "sumup_refresh_failures",
+        "sumup_last_error",
         "created_at",
         "updated_at",
     )
@@ -60,6 +71,11 @@ class ArtistProfileAdmin(admin.ModelAdmin[ArtistProfile]):
     @admin.display(description="Email", ordering="user__email")
     def user_email(self, obj: ArtistProfile) -> str:
         return obj.user.email
+
+    @admin.display(description="Next refresh due")
+    def next_refresh_due(self, obj: ArtistProfile) -> str:
+        due = obj.sumup_refresh_due_at
+        return "—" if due is None else formats.localize(timezone.localtime(due))
 
     @admin.display(description="Access token held", boolean=True)
     def holds_access_token(self, obj: ArtistProfile) -> bool:

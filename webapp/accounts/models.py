@@ -39,6 +39,14 @@ class ArtistProfile(SumUpConnection):
                 name="artistprofile_unique_sumup_merchant",
             )
         ]
+        indexes = [
+            # The refresh sweep's question: which working connections expire soonest?
+            models.Index(
+                fields=["sumup_expires_at"],
+                condition=models.Q(sumup_connection_status__in=["connected", "error"]),
+                name="artistprofile_sumup_due_idx",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.display_name or f"Artist {self.pk}"

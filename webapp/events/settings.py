@@ -144,6 +144,17 @@ SUMUP_SCOPES = env_list(
     sep=" ",
 )
 
+# Refresh ahead: tokens expiring within this window are refreshed by the sweep.
+SUMUP_REFRESH_WINDOW = env_int("SUMUP_REFRESH_WINDOW", 600, minimum=60)  # seconds
+# SumUp reissues a refresh token (6-month life) only when it is used in its last 30 days;
+# using it after 150 days keeps every grant alive with a margin.
+SUMUP_REFRESH_TOKEN_RENEW_AFTER = env_int(
+    "SUMUP_REFRESH_TOKEN_RENEW_AFTER", 150 * 24 * 3600, minimum=3600
+)  # seconds
+SUMUP_REFRESH_SWEEP_INTERVAL = env_int("SUMUP_REFRESH_SWEEP_INTERVAL", 120, minimum=10)  # seconds
+SUMUP_REFRESH_MAX_ATTEMPTS = env_int("SUMUP_REFRESH_MAX_ATTEMPTS", 6, minimum=1)
+SUMUP_API_RATE_LIMIT = env_str("SUMUP_API_RATE_LIMIT", "20/s")
+
 # --- Email ---
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Jersey Events <no-reply@jerseyevents.test>")

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -23,14 +24,6 @@ NEEDS_CONNECTION = (
     ConnectionStatus.NOT_CONNECTED,
     ConnectionStatus.EXPIRED,
     ConnectionStatus.ERROR,
-)
-
-# Columns written whenever the connection changes, besides the tokens.
-CONNECTION_FIELDS = (
-    "sumup_merchant_code",
-    "sumup_business_name",
-    "sumup_connected_at",
-    "sumup_connection_status",
 )
 
 TOKEN_FIELDS = (
@@ -59,6 +52,62 @@ def _expiry_from(token_data: Mapping[str, Any], now: datetime) -> datetime | Non
     return None
 
 
+def token_changes(
+    current: "SumUpConnection", token_data: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    """The column values that store a SumUp token response on `current`."""
+    access_token = token_data.get("access_token")
+    if not access_token:
+        raise ValueError("token_data has no access_token")
+    changes: dict[str, Any] = {
+        "sumup_access_token": str(access_token),
+        "sumup_token_type": str(token_data.get("token_type") or "Bearer")[:20],
+        "sumup_expires_at": _expiry_from(token_data, now),
+        "sumup_connection_status": ConnectionStatus.CONNECTED,
+        "sumup_token_version": current.sumup_token_version + 1,
+        "sumup_refresh_failures": 0,
+        "sumup_last_error": "",
+        "sumup_lapse_notified_at": None,
+    }
+    refresh_token = token_data.get("refresh_token")
+    if refresh_token and refresh_token != current.sumup_refresh_token:
+        changes["sumup_refresh_token"] = str(refresh_token)
+        changes["sumup_refresh_token_issued_at"] = now
+    if token_data.get("scope"):
+        changes["sumup_scope"] = str(token_data["scope"])[:255]
+    connected_at = current.sumup_connected_at
+    merchant_code = str(token_data.get("merchant_code") or "")[:50]
+    if merchant_code and merchant_code != current.sumup_merchant_code:
+        changes["sumup_merchant_code"] = merchant_code
+        connected_at = None  # a different merchant: connected since now
+    if "business_name" in token_data:
+        changes["sumup_business_name"] = str(token_data["business_name"] or "")[:200]
+    changes["sumup_connected_at"] = connected_at or now
+    return changes
+
+
+def cleared_connection(current: "SumUpConnection", status: str) -> dict[str, Any]:
+    """The column values of a connection whose tokens are gone (disconnected or lapsed)."""
+    changes: dict[str, Any] = dict.fromkeys(TOKEN_FIELDS)
+    changes.update(
+        sumup_connection_status=status,
+        sumup_token_version=current.sumup_token_version + 1,
+        sumup_refresh_token_issued_at=None,
+        sumup_refresh_claim="",
+        sumup_refresh_claimed_until=None,
+        sumup_refresh_enqueued_at=None,
+    )
+    if status == ConnectionStatus.NOT_CONNECTED:
+        changes.update(
+            sumup_merchant_code=None,
+            sumup_business_name="",
+            sumup_connected_at=None,
+            sumup_refresh_failures=0,
+            sumup_last_error="",
+        )
+    return changes
+
+
 class SumUpConnection(models.Model):
     """Abstract: the columns added by `accounts.0003_add_sumup_oauth_fields`."""
 
@@ -78,6 +127,20 @@ class SumUpConnection(models.Model):
         db_default=ConnectionStatus.NOT_CONNECTED,
     )
 
+    # Refresh bookkeeping (0007). Plain integers, not Positive*: a CHECK constraint on a
+    # new column would make PostgreSQL scan the table under its lock. The version grows
+    # with every token write, so a writer that read version N can store its result only
+    # if no one else wrote meanwhile.
+    sumup_token_version = models.IntegerField(default=0)
+    sumup_refresh_token_issued_at = models.DateTimeField(null=True, blank=True)
+    sumup_last_refresh_at = models.DateTimeField(null=True, blank=True)
+    sumup_refresh_failures = models.IntegerField(default=0)
+    sumup_last_error = models.CharField(max_length=200, blank=True, default="")
+    sumup_refresh_claim = models.CharField(max_length=36, blank=True, default="")
+    sumup_refresh_claimed_until = models.DateTimeField(null=True, blank=True)
+    sumup_refresh_enqueued_at = models.DateTimeField(null=True, blank=True)
+    sumup_lapse_notified_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         abstract = True
 
@@ -94,6 +157,26 @@ class SumUpConnection(models.Model):
             return False
         return self.sumup_expires_at <= timezone.now()
 
+    @property
+    def sumup_refresh_due_at(self) -> datetime | None:
+        """When the sweep will next refresh this connection (None: nothing to refresh)."""
+        if not self.sumup_refresh_token or self.sumup_connection_status not in (
+            ConnectionStatus.CONNECTED,
+            ConnectionStatus.ERROR,
+        ):
+            return None
+        candidates = []
+        if self.sumup_expires_at is not None:
+            candidates.append(
+                self.sumup_expires_at - timedelta(seconds=settings.SUMUP_REFRESH_WINDOW)
+            )
+        if self.sumup_refresh_token_issued_at is not None:
+            candidates.append(
+                self.sumup_refresh_token_issued_at
+                + timedelta(seconds=settings.SUMUP_REFRESH_TOKEN_RENEW_AFTER)
+            )
+        return min(candidates) if candidates else timezone.now()
+
     def update_sumup_connection(self, token_data: Mapping[str, Any]) -> None:
         """Store a token response from SumUp and mark the connection as working.
 
@@ -101,35 +184,17 @@ class SumUpConnection(models.Model):
         and optionally `merchant_code` and `business_name`. A response without a refresh
         token keeps the one already held, as SumUp asks.
         """
-        access_token = token_data.get("access_token")
-        if not access_token:
-            raise ValueError("token_data has no access_token")
-        now = timezone.now()
-        self.sumup_access_token = str(access_token)
-        if token_data.get("refresh_token"):
-            self.sumup_refresh_token = str(token_data["refresh_token"])
-        self.sumup_token_type = str(token_data.get("token_type") or "Bearer")[:20]
-        self.sumup_expires_at = _expiry_from(token_data, now)
-        if token_data.get("scope"):
-            self.sumup_scope = str(token_data["scope"])[:255]
-        merchant_code = str(token_data.get("merchant_code") or "")[:50]
-        if merchant_code and merchant_code != self.sumup_merchant_code:
-            self.sumup_merchant_code = merchant_code
-            self.sumup_connected_at = None  # a different merchant: connected since now
-        if "business_name" in token_data:
-            self.sumup_business_name = str(token_data["business_name"] or "")[:200]
-        if self.sumup_connected_at is None:
-            self.sumup_connected_at = now
-        self.sumup_connection_status = ConnectionStatus.CONNECTED
-        self.save(update_fields=[*TOKEN_FIELDS, *CONNECTION_FIELDS, *self._extra_update_fields()])
+        changes = token_changes(self, token_data, timezone.now())
+        for field, value in changes.items():
+            setattr(self, field, value)
+        self.save(update_fields=[*changes, *self._extra_update_fields()])
 
     def disconnect_sumup(self) -> None:
         """Forget the tokens and merchant; the artist must connect again."""
-        for field in (*TOKEN_FIELDS, "sumup_merchant_code", "sumup_connected_at"):
-            setattr(self, field, None)
-        self.sumup_business_name = ""
-        self.sumup_connection_status = ConnectionStatus.NOT_CONNECTED
-        self.save(update_fields=[*TOKEN_FIELDS, *CONNECTION_FIELDS, *self._extra_update_fields()])
+        changes = cleared_connection(self, ConnectionStatus.NOT_CONNECTED)
+        for field, value in changes.items():
+            setattr(self, field, value)
+        self.save(update_fields=[*changes, *self._extra_update_fields()])
 
     def _extra_update_fields(self) -> list[str]:
         """Columns a concrete model updates on every save (e.g. `updated_at`)."""

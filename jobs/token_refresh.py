@@ -1,0 +1,144 @@
+"""Keeping every SumUp connection alive: the sweep beat schedules, and the refresh of
+one artist that workers run.
+
+The sweep claims due artists with a conditional UPDATE (`sumup_refresh_enqueued_at`)
+before enqueuing them, so two beats, or a sweep that overlaps the last one's backlog,
+never queue the same artist twice. The refresh itself is guarded per artist by
+`accounts.sumup.refresh`, so even a duplicated task makes one token call.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from accounts.models import ArtistProfile
+from accounts.sumup import refresh, refresh_alerts
+from accounts.sumup.refresh import Outcome
+from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from events import redis
+
+log = logging.getLogger(__name__)
+
+SWEEP_LOCK = "sumup:refresh:sweep-lock"
+OUTCOMES_KEY = "sumup:refresh:outcomes"  # counts by outcome since the last sweep's log line
+ENQUEUE_BATCH = 500  # artists claimed per short transaction
+ENQUEUED_STALE = timedelta(minutes=15)  # a queued refresh not done by then is queued again
+BACKOFF_BASE = 5.0  # seconds; doubles per attempt, with jitter
+BACKOFF_CAP = 300.0  # seconds
+
+
+@dataclass
+class SweepReport:
+    enqueued: list[int] = field(default_factory=list)
+    skipped: str = ""
+    probe: int | None = None
+
+
+def _backoff(attempt: int) -> float:
+    delay: float = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
+    return delay * random.uniform(0.5, 1.5)  # noqa: S311 (jitter, not security)
+
+
+def _claim_batch(limit: int) -> list[int]:
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            refresh.due_profiles(now)
+            .filter(
+                Q(sumup_refresh_enqueued_at__isnull=True)
+                | Q(sumup_refresh_enqueued_at__lt=now - ENQUEUED_STALE)
+            )
+            .order_by("sumup_expires_at", "pk")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            ArtistProfile.objects.filter(pk__in=ids).update(sumup_refresh_enqueued_at=now)
+    return ids
+
+
+def _enqueue(ids: list[int]) -> None:
+    with refresh_artist.app.producer_or_acquire() as producer:
+        for profile_id in ids:
+            refresh_artist.apply_async((profile_id,), producer=producer)
+
+
+def run_sweep(*, exclusive: bool = True) -> SweepReport:
+    """Enqueue a refresh for every due artist; with `exclusive`, one sweep per interval."""
+    interval = settings.SUMUP_REFRESH_SWEEP_INTERVAL
+    if exclusive and not cache.add(SWEEP_LOCK, timezone.now().isoformat(), int(interval * 0.8)):
+        return SweepReport(skipped="another sweep ran in this interval")
+    report = SweepReport()
+    if refresh_alerts.is_halted():
+        probe = refresh.due_profiles().order_by("sumup_expires_at").values_list("pk", flat=True)
+        report.probe = probe.first()
+        if report.probe is not None:
+            refresh_artist.delay(report.probe, probe=True)
+        report.skipped = "halted: SumUp refuses the client credentials; probing one artist"
+    else:
+        while batch := _claim_batch(ENQUEUE_BATCH):
+            _enqueue(batch)
+            report.enqueued.extend(batch)
+    _log_summary(report)
+    return report
+
+
+def _log_summary(report: SweepReport) -> None:
+    pipe = redis.client().pipeline()
+    pipe.hgetall(OUTCOMES_KEY)
+    pipe.delete(OUTCOMES_KEY)
+    counts = {key.decode(): int(value) for key, value in pipe.execute()[0].items()}
+    since = " ".join(f"{name}={counts.get(name, 0)}" for name in Outcome)
+    log.info(
+        "SumUp refresh sweep: enqueued=%d%s; outcomes since last sweep: %s",
+        len(report.enqueued),
+        f" ({report.skipped})" if report.skipped else "",
+        since,
+    )
+
+
+@shared_task(name="jobs.token_refresh.sweep", ignore_result=True, time_limit=300)
+def sweep() -> int:
+    """Beat's entry point: enqueue refreshes for every due artist."""
+    return len(run_sweep().enqueued)
+
+
+@shared_task(
+    bind=True,
+    name="jobs.token_refresh.refresh_artist",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    time_limit=90,
+    soft_time_limit=60,
+)
+def refresh_artist(self, profile_id: int, attempt: int = 0, probe: bool = False) -> str:  # type: ignore[no-untyped-def]
+    """Refresh one artist's SumUp tokens; safe to run twice (see accounts.sumup.refresh).
+
+    Over the API budget or after a transient failure it re-queues itself with a
+    countdown; it never sleeps.
+    """
+    if refresh_alerts.is_halted() and not probe:
+        refresh.finished(profile_id)
+        return Outcome.HALTED.value
+    result = refresh.refresh_profile(profile_id, only_if_due=not probe)
+    redis.client().hincrby(OUTCOMES_KEY, result.outcome.value, 1)
+    if result.outcome is Outcome.OVER_BUDGET:
+        self.apply_async((profile_id, attempt, probe), countdown=result.retry_after)
+    elif result.outcome is Outcome.RETRY:
+        if attempt + 1 >= settings.SUMUP_REFRESH_MAX_ATTEMPTS:
+            refresh.give_up(profile_id, result.error)
+        else:
+            countdown = result.retry_after or _backoff(attempt)
+            self.apply_async((profile_id, attempt + 1, probe), countdown=countdown)
+    else:
+        refresh.finished(profile_id)
+    return result.outcome.value

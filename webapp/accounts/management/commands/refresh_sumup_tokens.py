@@ -1,0 +1,49 @@
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from rich.progress import Progress
+
+from accounts.models import ArtistProfile, ConnectionStatus
+from jobs.token_refresh import run_sweep
+
+POLL_SECONDS = 0.5
+
+
+class Command(BaseCommand):
+    help = (
+        "Enqueue a SumUp token refresh for every due artist, as beat's sweep does. "
+        "Workers do the refreshing; --wait follows them and prints a summary."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--wait", action="store_true", help="Wait for the workers to finish.")
+        parser.add_argument(
+            "--timeout", type=float, default=600.0, help="Seconds to wait at most (with --wait)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        started = timezone.now()
+        report = run_sweep(exclusive=False)
+        if report.skipped:
+            self.stdout.write(self.style.WARNING(f"Sweep: {report.skipped}"))
+        self.stdout.write(f"Enqueued {len(report.enqueued)} artist(s) for refresh.")
+        if not options["wait"] or not report.enqueued:
+            return
+        pending = ArtistProfile.objects.filter(
+            pk__in=report.enqueued, sumup_refresh_enqueued_at__isnull=False
+        )
+        deadline = time.monotonic() + options["timeout"]
+        with Progress(transient=True) as progress:
+            bar = progress.add_task("Refreshing", total=len(report.enqueued))
+            while (left := pending.count()) and time.monotonic() < deadline:
+                progress.update(bar, completed=len(report.enqueued) - left)
+                time.sleep(POLL_SECONDS)
+        done = ArtistProfile.objects.filter(pk__in=report.enqueued)
+        refreshed = done.filter(sumup_last_refresh_at__gte=started).count()
+        expired = done.filter(sumup_connection_status=ConnectionStatus.EXPIRED).count()
+        errors = done.filter(sumup_connection_status=ConnectionStatus.ERROR).count()
+        self.stdout.write(f"refreshed={refreshed} expired={expired} errors={errors}")
+        if left:
+            raise CommandError(f"{left} artist(s) still waiting for a worker after the timeout.")

@@ -1,0 +1,210 @@
+"""Refreshing one artist's SumUp tokens, safely across any number of workers.
+
+The protocol, for one artist:
+1. claim the row with a conditional UPDATE (nobody else holds an unexpired claim), so
+   only one process calls SumUp for this grant at a time;
+2. take a slot of the global SumUp API budget, or give the claim back and wait;
+3. call the token endpoint with the refresh token held at claim time;
+4. store the answer with compare-and-swap on (claim, token version): a worker whose claim
+   lapsed meanwhile never overwrites a newer token.
+On `invalid_grant` the row is read again first: a token that changed since the claim
+means another worker won a race, not that the artist revoked access.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+from events.rate_limits import acquire, parse_rate
+
+from accounts.models import ArtistProfile, ConnectionStatus
+from accounts.sumup import client, refresh_alerts
+from accounts.sumup.client import SumUpError
+from accounts.sumup.connection import cleared_connection, token_changes
+
+log = logging.getLogger(__name__)
+
+CLAIM_SECONDS = 60  # longer than a token call with its timeouts; a dead worker's claim lapses
+REFRESHABLE = (ConnectionStatus.CONNECTED, ConnectionStatus.ERROR)
+
+
+class Outcome(enum.StrEnum):
+    REFRESHED = "refreshed"
+    NOT_DUE = "not_due"  # already fresh, not connected, or another worker holds it
+    LOST_RACE = "lost_race"
+    EXPIRED = "expired"  # the grant is dead: the artist must reconnect
+    ERROR = "error"  # SumUp refused for another reason: staff should look
+    RETRY = "retry"  # transient: try again after `retry_after` (or backoff)
+    OVER_BUDGET = "over_budget"  # the global API budget is spent: try again after it
+    HALTED = "halted"  # our client credentials are refused: stop everything
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    retry_after: float | None = None
+    error: str = ""
+
+
+def due_profiles(now: Any = None) -> QuerySet[ArtistProfile]:
+    """Working connections whose access token expires soon or whose refresh token is old."""
+    now = now or timezone.now()
+    soon = now + timedelta(seconds=settings.SUMUP_REFRESH_WINDOW)
+    renew_before = now - timedelta(seconds=settings.SUMUP_REFRESH_TOKEN_RENEW_AFTER)
+    return ArtistProfile.objects.filter(
+        sumup_connection_status__in=REFRESHABLE, sumup_refresh_token__isnull=False
+    ).filter(
+        Q(sumup_expires_at__lte=soon)
+        | Q(sumup_expires_at__isnull=True)
+        | Q(sumup_refresh_token_issued_at__lte=renew_before)
+        | Q(sumup_connection_status=ConnectionStatus.ERROR)
+    )
+
+
+def _refreshable() -> QuerySet[ArtistProfile]:
+    return ArtistProfile.objects.filter(
+        sumup_connection_status__in=REFRESHABLE, sumup_refresh_token__isnull=False
+    )
+
+
+def _claim(
+    profile_id: int, *, only_if_due: bool, expiring_within: float | None
+) -> tuple[str, ArtistProfile] | None:
+    now = timezone.now()
+    if expiring_within is not None:
+        soon = now + timedelta(seconds=expiring_within)
+        candidates = _refreshable().filter(
+            Q(sumup_expires_at__lte=soon) | Q(sumup_expires_at__isnull=True)
+        )
+    elif only_if_due:
+        candidates = due_profiles(now)
+    else:
+        candidates = _refreshable()
+    claim = uuid.uuid4().hex
+    claimed = (
+        candidates.filter(pk=profile_id)
+        .filter(
+            Q(sumup_refresh_claimed_until__isnull=True) | Q(sumup_refresh_claimed_until__lt=now)
+        )
+        .update(
+            sumup_refresh_claim=claim,
+            sumup_refresh_claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
+        )
+    )
+    if not claimed:
+        return None
+    return claim, ArtistProfile.objects.select_related("user").get(pk=profile_id)
+
+
+def _release(profile_id: int, claim: str, **changes: Any) -> int:
+    return ArtistProfile.objects.filter(pk=profile_id, sumup_refresh_claim=claim).update(
+        sumup_refresh_claim="", sumup_refresh_claimed_until=None, **changes
+    )
+
+
+def refresh_profile(
+    profile_id: int, *, only_if_due: bool = True, expiring_within: float | None = None
+) -> Result:
+    """Refresh one artist's tokens now, if no one else is. Safe to call twice.
+
+    By default only a due connection is refreshed (see `due_profiles`); `expiring_within`
+    narrows that to an access token expiring within so many seconds; `only_if_due=False`
+    refreshes any working connection.
+    """
+    claimed = _claim(profile_id, only_if_due=only_if_due, expiring_within=expiring_within)
+    if claimed is None:
+        return Result(Outcome.NOT_DUE)
+    claim, profile = claimed
+    wait = acquire("sumup-api", parse_rate(settings.SUMUP_API_RATE_LIMIT))
+    if wait:
+        _release(profile_id, claim)
+        return Result(Outcome.OVER_BUDGET, retry_after=wait)
+    refresh_token = profile.sumup_refresh_token or ""
+    try:
+        token = client.refresh(refresh_token=refresh_token)
+    except SumUpError as exc:
+        return _failed(profile, claim, exc)
+    now = timezone.now()
+    changes = token_changes(profile, token, now)
+    changes.update(
+        sumup_last_refresh_at=now,
+        sumup_refresh_claim="",
+        sumup_refresh_claimed_until=None,
+        sumup_refresh_enqueued_at=None,
+    )
+    stored = ArtistProfile.objects.filter(
+        pk=profile_id, sumup_refresh_claim=claim, sumup_token_version=profile.sumup_token_version
+    ).update(**changes)
+    if not stored:
+        log.warning(
+            "SumUp refresh for artist profile %s lost its claim; result dropped", profile_id
+        )
+        return Result(Outcome.LOST_RACE)
+    refresh_alerts.clear_halt()
+    return Result(Outcome.REFRESHED)
+
+
+def _failed(profile: ArtistProfile, claim: str, exc: SumUpError) -> Result:
+    if exc.code == "invalid_client":
+        _release(profile.pk, claim)
+        refresh_alerts.halt(str(exc))
+        return Result(Outcome.HALTED, error=exc.code)
+    if exc.code == "invalid_grant":
+        return _grant_refused(profile, claim, exc)
+    if exc.permanent:
+        log.warning("SumUp refresh for artist profile %s refused: %s", profile.pk, exc)
+        _release(
+            profile.pk,
+            claim,
+            sumup_connection_status=ConnectionStatus.ERROR,
+            sumup_last_error=str(exc)[:200],
+            sumup_refresh_failures=F("sumup_refresh_failures") + 1,
+            sumup_refresh_enqueued_at=None,
+        )
+        return Result(Outcome.ERROR, error=exc.code)
+    _release(
+        profile.pk,
+        claim,
+        sumup_last_error=str(exc)[:200],
+        sumup_refresh_failures=F("sumup_refresh_failures") + 1,
+    )
+    return Result(Outcome.RETRY, retry_after=exc.retry_after, error=exc.code)
+
+
+def _grant_refused(profile: ArtistProfile, claim: str, exc: SumUpError) -> Result:
+    current = ArtistProfile.objects.get(pk=profile.pk)
+    if current.sumup_token_version != profile.sumup_token_version:
+        _release(profile.pk, claim)
+        return Result(Outcome.LOST_RACE, error=exc.code)
+    changes = cleared_connection(current, ConnectionStatus.EXPIRED)
+    changes["sumup_last_error"] = str(exc)[:200]
+    expired = ArtistProfile.objects.filter(
+        pk=profile.pk, sumup_refresh_claim=claim, sumup_token_version=profile.sumup_token_version
+    ).update(**changes)
+    if not expired:
+        return Result(Outcome.LOST_RACE, error=exc.code)
+    log.info("SumUp grant of artist profile %s is dead; marked expired", profile.pk)
+    refresh_alerts.ask_to_reconnect(profile.pk)
+    return Result(Outcome.EXPIRED, error=exc.code)
+
+
+def give_up(profile_id: int, error: str) -> None:
+    """Transient failures outlasted every retry: show staff, let later sweeps try again."""
+    ArtistProfile.objects.filter(pk=profile_id, sumup_connection_status__in=REFRESHABLE).update(
+        sumup_connection_status=ConnectionStatus.ERROR,
+        sumup_last_error=error[:200],
+        sumup_refresh_enqueued_at=None,
+    )
+
+
+def finished(profile_id: int) -> None:
+    """The queued refresh work for this artist is over, whatever its outcome."""
+    ArtistProfile.objects.filter(pk=profile_id).update(sumup_refresh_enqueued_at=None)
