@@ -8,9 +8,10 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-from accounts.models import ArtistProfile, User
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
+
+from accounts.models import ArtistProfile, User
 
 START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 START_REDIS = (

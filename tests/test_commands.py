@@ -1,6 +1,7 @@
 import pytest
-from accounts.models import ConnectionStatus
 from django.core.management import CommandError, call_command
+
+from accounts.models import ConnectionStatus
 
 
 @pytest.mark.django_db

@@ -3,6 +3,7 @@ import sys
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+
 from events import env
 
 

@@ -2,8 +2,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from accounts.models import ArtistProfile, ConnectionStatus, User
 from django.db import connection
+
+from accounts.models import ArtistProfile, ConnectionStatus, User
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -23,12 +23,12 @@ from typing import Any
 from django.conf import settings
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
-from events.rate_limits import acquire, parse_rate
 
 from accounts.models import ArtistProfile, ConnectionStatus
 from accounts.sumup import client, refresh_alerts
 from accounts.sumup.client import SumUpError
 from accounts.sumup.connection import cleared_connection, token_changes
+from events.rate_limits import acquire, parse_rate
 
 log = logging.getLogger(__name__)
 
