@@ -12,6 +12,9 @@ from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 
 from accounts.models import ArtistProfile, User
+from sumup_fake import FakeSumUp
+
+TEST_REDIRECT_URI = "http://testserver/accounts/sumup/callback/"
 
 START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 START_REDIS = (
@@ -89,3 +92,23 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("ANYMAIL_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def sumup_server() -> Iterator[FakeSumUp]:
+    """One fake SumUp on loopback for the whole run; `sumup` resets it per test."""
+    with FakeSumUp(redirect_uris=[TEST_REDIRECT_URI]) as fake:
+        yield fake
+
+
+@pytest.fixture
+def sumup(sumup_server: FakeSumUp, settings: Any) -> Iterator[FakeSumUp]:
+    """The fake SumUp, fresh, with the site configured to use it."""
+    sumup_server.reset()
+    settings.SUMUP_BASE_URL = sumup_server.base_url
+    settings.SUMUP_API_URL = sumup_server.api_url
+    settings.SUMUP_CLIENT_ID = "jersey-events-local"
+    settings.SUMUP_CLIENT_SECRET = "local-secret"
+    settings.SUMUP_REDIRECT_URI = TEST_REDIRECT_URI
+    yield sumup_server
+    sumup_server.reset()
