@@ -2,9 +2,10 @@
 
 from typing import Any
 
-from accounts.models import ArtistProfile
 from celery import shared_task
 from django.db import connection
+
+from accounts.models import ArtistProfile
 
 
 @shared_task(name="jobs.health.ping", time_limit=10, soft_time_limit=5)

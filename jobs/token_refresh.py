@@ -14,15 +14,16 @@ import random
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from accounts.models import ArtistProfile
-from accounts.sumup import refresh, refresh_alerts
-from accounts.sumup.refresh import Outcome
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from accounts.models import ArtistProfile
+from accounts.sumup import refresh, refresh_alerts
+from accounts.sumup.refresh import Outcome
 from events import redis
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,116 @@
+"""An artist connects SumUp in a real browser: Playwright driving Debian's Chromium
+against the live Django server and the fake SumUp, both on loopback."""
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connections
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from accounts.models import ArtistProfile
+
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def chromium() -> Iterator[Browser]:
+    # Function-scoped: Playwright's event loop must be gone before the test database is
+    # flushed, or Django refuses ORM calls from a thread with a running loop.
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test does it)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def off_the_event_loop[T](query: Callable[[], T]) -> T:
+    """Run an ORM query in a plain thread: Playwright's sync API keeps an event loop
+    running in the test's thread, where Django refuses (and would leak) connections."""
+
+    def run() -> T:
+        try:
+            return query()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
+
+
+@pytest.fixture
+def artist(make_artist: Callable[..., ArtistProfile]) -> ArtistProfile:
+    return make_artist(display_name="Nina Blue")
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    context = chromium.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_artist_logs_in_connects_sumup_and_sees_connected(
+    live_server: Any, sumup: Any, settings: Any, artist: ArtistProfile, page: Page, tmp_path: Path
+):
+    callback = f"{live_server.url}/accounts/sumup/callback/"
+    settings.SUMUP_REDIRECT_URI = callback
+    sumup.state.add_client("jersey-events-local", "local-secret", [callback])
+    profile = artist
+
+    page.goto(f"{live_server.url}/accounts/dashboard/")
+    page.fill("#id_username", profile.user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("#sumup-status")).to_have_text("Not connected")
+
+    page.click("#sumup-connect")
+    expect(page.locator("h2")).to_have_text("Connect your SumUp account")
+    page.click("#sumup-continue")
+
+    assert page.url.startswith(sumup.authorize_url)
+    page.click("#allow")
+
+    expect(page.locator("#sumup-status")).to_have_text("Connected")
+    expect(page.locator("#sumup-merchant-code")).to_have_text("MH4H92C7")
+    expect(page.locator("#sumup-business-name")).to_have_text("Harbour Lights Ltd")
+    page.screenshot(path=str(tmp_path / "dashboard-connected.png"), full_page=True)
+    stored = off_the_event_loop(lambda: ArtistProfile.objects.get(pk=profile.pk))
+    assert stored.is_sumup_connected
+    assert stored.sumup_merchant_code == "MH4H92C7"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_artist_who_denies_on_sumup_sees_nothing_changed(
+    live_server: Any, sumup: Any, settings: Any, artist: ArtistProfile, page: Page
+):
+    callback = f"{live_server.url}/accounts/sumup/callback/"
+    settings.SUMUP_REDIRECT_URI = callback
+    sumup.state.add_client("jersey-events-local", "local-secret", [callback])
+    profile = artist
+    page.goto(f"{live_server.url}/accounts/login/?next=/accounts/sumup/connect/")
+    page.fill("#id_username", profile.user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.click("#sumup-continue")
+    page.click("#deny")
+
+    expect(page.locator(".messages")).to_contain_text("You did not allow the connection")
+    expect(page.locator("#sumup-status")).to_have_text("Not connected")
