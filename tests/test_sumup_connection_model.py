@@ -1,3 +1,4 @@
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -111,3 +112,30 @@ def test_tokens_are_stored_encrypted_and_read_back_in_clear(make_artist):
     assert reloaded.sumup_access_token == "plain-access-123"
     assert reloaded.sumup_refresh_token == "plain-refresh-456"
     assert "plain-access" not in str(reloaded) and "plain-access" not in repr(reloaded)
+
+
+@pytest.mark.django_db
+def test_rotating_keys_reencrypts_every_token_with_the_newest(make_artist, monkeypatch, capsys):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    from accounts.sumup import crypto
+
+    old_key = os.environ["SUMUP_TOKEN_KEYS"].split(",")[0]
+    profile = make_artist()
+    profile.update_sumup_connection(
+        {"access_token": "acc-1", "refresh_token": "ref-1", "expires_in": 60}
+    )
+
+    new_key = Fernet.generate_key().decode()
+    monkeypatch.setenv("SUMUP_TOKEN_KEYS", f"{new_key},{old_key}")
+    crypto.reset_keys()
+    call_command("reencrypt_sumup_tokens")
+    assert "Re-encrypted the tokens of 1 artist(s)" in capsys.readouterr().out
+
+    monkeypatch.setenv("SUMUP_TOKEN_KEYS", new_key)  # the old key is gone now
+    crypto.reset_keys()
+    reloaded = ArtistProfile.objects.get(pk=profile.pk)
+    assert (reloaded.sumup_access_token, reloaded.sumup_refresh_token) == ("acc-1", "ref-1")
+    monkeypatch.undo()
+    crypto.reset_keys()
