@@ -4,7 +4,6 @@ Defaults let a fresh checkout run on one machine (SQLite, the local Redis, DEBUG
 production sets DEBUG off and must then provide SECRET_KEY.
 """
 
-from email.utils import getaddresses
 from pathlib import Path
 
 import django_stubs_ext
@@ -159,7 +158,7 @@ SUMUP_API_RATE_LIMIT = env_str("SUMUP_API_RATE_LIMIT", "20/s")
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Jersey Events <no-reply@jerseyevents.test>")
 SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
-ADMINS = getaddresses(env_list("ADMINS"))
+ADMINS = env_list("ADMINS")  # addresses, e.g. "Ops <ops@example.com>"
 # Every ANYMAIL_<NAME> variable configures the chosen provider, e.g. ANYMAIL_MAILGUN_API_KEY.
 ANYMAIL = env_prefixed("ANYMAIL_")
 

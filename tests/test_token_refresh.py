@@ -1,0 +1,433 @@
+"""Keeping SumUp connections alive: the refresh of one artist, the sweep, and the
+on-demand token, against the fake SumUp (and a real worker where work is queued)."""
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from accounts.models import ArtistProfile, ConnectionStatus
+from accounts.sumup import client, refresh, refresh_alerts, tokens
+from accounts.sumup.refresh import Outcome
+from events import redis
+from jobs import token_refresh
+from sumup_fake import FakeSumUp
+
+ConnectedArtist = Callable[..., ArtistProfile]
+
+
+@pytest.fixture(autouse=True)
+def clean_redis() -> None:
+    """Budget windows, halt flags and sweep locks live in the test Redis database."""
+    redis.client().flushdb()
+
+
+@pytest.fixture
+def connected_artist(make_artist, sumup: FakeSumUp) -> ConnectedArtist:
+    """An artist connected through a real grant at the fake, with a token due for refresh."""
+    counter = iter(range(1, 100_000))
+
+    def make(*, expires_in: int = 120, **profile_fields: Any) -> ArtistProfile:
+        n = next(counter)
+        email = f"merchant{n}@example.com"
+        sumup.add_user(email, [{"code": f"MT{n:06d}", "name": f"Merchant {n}"}])
+        token = sumup.mint_grant(email)
+        profile: ArtistProfile = make_artist(**profile_fields)
+        profile.update_sumup_connection(
+            {**token, "expires_in": expires_in, "merchant_code": f"MT{n:06d}"}
+        )
+        return profile
+
+    return make
+
+
+def reload(profile: ArtistProfile) -> ArtistProfile:
+    return ArtistProfile.objects.get(pk=profile.pk)
+
+
+def email_at_sumup(profile: ArtistProfile) -> str:
+    """The fake SumUp user behind a `connected_artist` (its merchant is MT<n>)."""
+    return f"merchant{int(str(profile.sumup_merchant_code)[2:])}@example.com"
+
+
+def refresh_calls(sumup: FakeSumUp, profile: ArtistProfile) -> int:
+    return sumup.state.token_calls(email_at_sumup(profile), "refresh_token")
+
+
+# --- one artist ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_due_token_is_refreshed_and_stored(connected_artist, sumup):
+    profile = connected_artist()
+    old_access = profile.sumup_access_token
+
+    assert refresh.refresh_profile(profile.pk).outcome is Outcome.REFRESHED
+
+    stored = reload(profile)
+    assert stored.sumup_access_token != old_access
+    assert stored.sumup_expires_at
+    assert stored.sumup_expires_at > timezone.now() + timedelta(minutes=55)
+    assert stored.sumup_last_refresh_at is not None
+    assert stored.sumup_token_version == profile.sumup_token_version + 1
+    assert (stored.sumup_refresh_claim, stored.sumup_refresh_claimed_until) == ("", None)
+    assert refresh_calls(sumup, profile) == 1
+
+
+@pytest.mark.django_db
+def test_a_token_that_is_not_due_is_left_alone(connected_artist, sumup):
+    profile = connected_artist(expires_in=3599)
+    assert refresh.refresh_profile(profile.pk).outcome is Outcome.NOT_DUE
+    assert refresh_calls(sumup, profile) == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("rotation", ["always", "never", "sumup"])
+def test_rotation_stores_a_new_refresh_token_and_keeps_the_old_when_none_comes(
+    connected_artist, sumup, rotation
+):
+    sumup.configure(rotation=rotation, reject_reuse=True)
+    profile = connected_artist()
+    first_refresh_token = profile.sumup_refresh_token
+
+    for _ in range(3):
+        ArtistProfile.objects.filter(pk=profile.pk).update(sumup_expires_at=timezone.now())
+        assert refresh.refresh_profile(profile.pk).outcome is Outcome.REFRESHED
+
+    stored = reload(profile)
+    if rotation == "always":
+        assert stored.sumup_refresh_token != first_refresh_token
+    else:
+        assert stored.sumup_refresh_token == first_refresh_token
+    assert stored.sumup_connection_status == ConnectionStatus.CONNECTED
+    assert refresh_calls(sumup, profile) == 3
+
+
+@pytest.mark.django_db
+def test_an_old_refresh_token_is_renewed_inside_sumups_reissue_window(make_artist, sumup):
+    """SumUp reissues a refresh token only in its last 30 days; the sweep uses it by then."""
+    token = sumup.mint_grant(refresh_age_seconds=160 * 24 * 3600)
+    profile = make_artist()
+    profile.update_sumup_connection({**token, "expires_in": 3599})
+    ArtistProfile.objects.filter(pk=profile.pk).update(
+        sumup_refresh_token_issued_at=timezone.now() - timedelta(days=160)
+    )
+
+    assert profile.pk in set(refresh.due_profiles().values_list("pk", flat=True))
+    assert refresh.refresh_profile(profile.pk).outcome is Outcome.REFRESHED
+    stored = reload(profile)
+    assert stored.sumup_refresh_token != token["refresh_token"]
+    assert stored.sumup_refresh_token_issued_at
+    assert stored.sumup_refresh_token_issued_at > timezone.now() - timedelta(minutes=1)
+    assert profile.pk not in set(refresh.due_profiles().values_list("pk", flat=True))
+
+
+@pytest.mark.django_db
+def test_the_sweep_window_follows_the_clock(connected_artist, settings):
+    settings.SUMUP_REFRESH_WINDOW = 600
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        profile = connected_artist(expires_in=3599)
+        assert not refresh.due_profiles().filter(pk=profile.pk).exists()
+        traveller.shift(timedelta(seconds=3599 - 601))
+        assert not refresh.due_profiles().filter(pk=profile.pk).exists()
+        traveller.shift(timedelta(seconds=2))
+        assert refresh.due_profiles().filter(pk=profile.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_on_one_artist_make_one_token_call(connected_artist, sumup):
+    sumup.configure(latency_ms=300, rotation="always", reject_reuse=True)
+    profile = connected_artist()
+    outcomes: list[Outcome] = []
+    start = threading.Barrier(4)
+
+    def work() -> None:
+        from django.db import connections
+
+        start.wait()
+        try:
+            outcomes.append(refresh.refresh_profile(profile.pk).outcome)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(outcomes) == sorted([Outcome.REFRESHED] + [Outcome.NOT_DUE] * 3)
+    assert refresh_calls(sumup, profile) == 1
+    assert reload(profile).sumup_connection_status == ConnectionStatus.CONNECTED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_whose_claim_lapsed_never_overwrites_a_newer_token(connected_artist, sumup):
+    sumup.add_fault("token", None, delay_seconds=1.0)  # answers normally, a second late
+    profile = connected_artist()
+    result: list[refresh.Result] = []
+
+    def slow_worker() -> None:
+        from django.db import connections
+
+        try:
+            result.append(refresh.refresh_profile(profile.pk))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=slow_worker)
+    thread.start()
+    time.sleep(0.3)  # the slow worker holds the claim and waits on SumUp
+    newer = reload(profile)
+    newer.update_sumup_connection({"access_token": "written-by-someone-else", "expires_in": 3599})
+    thread.join(timeout=10)
+
+    assert result[0].outcome is Outcome.LOST_RACE
+    assert reload(profile).sumup_access_token == "written-by-someone-else"
+
+
+@pytest.mark.django_db
+def test_a_revoked_grant_expires_the_connection_and_emails_once(
+    connected_artist, sumup, mailoutbox
+):
+    profile = connected_artist()
+    sumup.revoke_user(email_at_sumup(profile))
+
+    result = refresh.refresh_profile(profile.pk)
+
+    assert result.outcome is Outcome.EXPIRED
+    stored = reload(profile)
+    assert stored.sumup_connection_status == ConnectionStatus.EXPIRED
+    assert (stored.sumup_access_token, stored.sumup_refresh_token) == (None, None)
+    assert stored.sumup_merchant_code == profile.sumup_merchant_code, "staff still see which"
+    assert len(mailoutbox) == 1 and mailoutbox[0].to == [profile.user.email]
+    assert "connect your SumUp account" in mailoutbox[0].subject
+
+    refresh_alerts.ask_to_reconnect(profile.pk)  # a later sweep or a redelivered task
+    assert len(mailoutbox) == 1, "one email per lapse"
+
+
+@pytest.mark.django_db
+def test_invalid_grant_after_a_lost_race_is_not_a_revocation(connected_artist, sumup):
+    profile = connected_artist()
+    claimed = refresh._claim(profile.pk, only_if_due=True, expiring_within=None)
+    assert claimed is not None
+    claim, snapshot = claimed
+    ArtistProfile.objects.filter(pk=profile.pk).update(
+        sumup_token_version=snapshot.sumup_token_version + 1
+    )  # another worker stored a newer token meanwhile
+
+    error = client.SumUpError("invalid_grant", permanent=True)
+    assert refresh._failed(snapshot, claim, error).outcome is Outcome.LOST_RACE
+    assert reload(profile).sumup_connection_status == ConnectionStatus.CONNECTED
+
+
+@pytest.mark.django_db
+def test_invalid_client_halts_refresh_alerts_staff_once_and_touches_no_status(
+    connected_artist, sumup, settings, mailoutbox
+):
+    settings.ADMINS = ["ops@example.com"]
+    first, second = connected_artist(), connected_artist()
+    sumup.configure(invalid_client=True)
+
+    assert refresh.refresh_profile(first.pk).outcome is Outcome.HALTED
+    assert refresh.refresh_profile(second.pk).outcome is Outcome.HALTED
+
+    assert refresh_alerts.is_halted()
+    assert [m.to for m in mailoutbox] == [["ops@example.com"]]
+    assert "halted" in mailoutbox[0].subject
+    for profile in (first, second):
+        assert reload(profile).sumup_connection_status == ConnectionStatus.CONNECTED
+
+
+@pytest.mark.django_db
+def test_while_halted_a_sweep_only_probes_and_a_successful_probe_resumes(
+    connected_artist, sumup, monkeypatch
+):
+    queued: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(
+        token_refresh.refresh_artist, "delay", lambda *a, **k: queued.append((a, k))
+    )
+    connected_artist(), connected_artist()
+    refresh_alerts.halt("invalid_client")
+
+    report = token_refresh.run_sweep()
+
+    assert report.enqueued == [] and "halted" in report.skipped
+    assert len(queued) == 1 and queued[0][1] == {"probe": True}
+    probe_id = queued[0][0][0]
+    assert token_refresh.refresh_artist.run(probe_id, probe=True) == "refreshed"
+    assert not refresh_alerts.is_halted()
+
+
+@pytest.mark.django_db
+def test_429_asks_to_retry_after_what_sumup_says(connected_artist, sumup):
+    profile = connected_artist()
+    sumup.add_fault("token", 429, retry_after=7)
+    result = refresh.refresh_profile(profile.pk)
+    assert (result.outcome, result.retry_after) == (Outcome.RETRY, 7.0)
+    stored = reload(profile)
+    assert stored.sumup_connection_status == ConnectionStatus.CONNECTED
+    assert stored.sumup_refresh_claim == ""
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors_are_retried_and_counted(connected_artist, sumup, status):
+    profile = connected_artist()
+    sumup.add_fault("token", status)
+    result = refresh.refresh_profile(profile.pk)
+    assert result.outcome is Outcome.RETRY and result.error == f"http_{status}"
+    stored = reload(profile)
+    assert stored.sumup_refresh_failures == 1
+    assert f"http_{status}" in stored.sumup_last_error
+    assert refresh.refresh_profile(profile.pk).outcome is Outcome.REFRESHED
+    assert reload(profile).sumup_refresh_failures == 0
+
+
+@pytest.mark.django_db
+def test_a_timeout_is_transient(connected_artist, sumup, monkeypatch):
+    monkeypatch.setattr(client, "TIMEOUT", (1.0, 0.2))
+    profile = connected_artist()
+    sumup.add_fault("token", None, delay_seconds=0.6)
+    result = refresh.refresh_profile(profile.pk)
+    assert (result.outcome, result.error) == (Outcome.RETRY, "timeout")
+
+
+@pytest.mark.django_db
+def test_over_the_api_budget_the_claim_is_given_back_without_a_call(
+    connected_artist, sumup, settings
+):
+    settings.SUMUP_API_RATE_LIMIT = "2/minute"
+    artists = [connected_artist() for _ in range(3)]
+    outcomes = [refresh.refresh_profile(a.pk) for a in artists]
+    assert [o.outcome for o in outcomes] == [
+        Outcome.REFRESHED,
+        Outcome.REFRESHED,
+        Outcome.OVER_BUDGET,
+    ]
+    assert outcomes[2].retry_after and 0 < outcomes[2].retry_after <= 60
+    assert refresh_calls(sumup, artists[2]) == 0
+    assert reload(artists[2]).sumup_refresh_claim == ""
+
+
+# --- the sweep -----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_second_beat_in_the_same_interval_enqueues_nothing(connected_artist, monkeypatch):
+    queued: list[int] = []
+    monkeypatch.setattr(token_refresh, "_enqueue", queued.extend)
+    due = [connected_artist() for _ in range(3)]
+    connected_artist(expires_in=3599)
+
+    first = token_refresh.run_sweep()
+    second = token_refresh.run_sweep()
+    manual = token_refresh.run_sweep(exclusive=False)
+
+    assert sorted(first.enqueued) == sorted(p.pk for p in due) == sorted(queued)
+    assert second.skipped and not second.enqueued
+    assert manual.enqueued == [], "already queued artists are not queued again"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_refreshes_every_due_artist_with_one_call_each(
+    project_worker, connected_artist, sumup, settings
+):
+    settings.SUMUP_API_RATE_LIMIT = "100/s"
+    due = [connected_artist() for _ in range(12)]
+    fresh = connected_artist(expires_in=3599)
+
+    report = token_refresh.run_sweep()
+    token_refresh.run_sweep(exclusive=False)  # a second beat by mistake
+    assert sorted(report.enqueued) == sorted(p.pk for p in due)
+
+    deadline = time.monotonic() + 30
+    while ArtistProfile.objects.filter(sumup_refresh_enqueued_at__isnull=False).exists():
+        assert time.monotonic() < deadline, "the worker did not finish the refreshes"
+        time.sleep(0.1)
+    for profile in due:
+        assert refresh_calls(sumup, profile) == 1
+        assert reload(profile).sumup_last_refresh_at is not None
+    assert refresh_calls(sumup, fresh) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_transient_failures_outlasting_every_retry_end_in_error_for_staff(
+    project_worker, connected_artist, sumup, settings, monkeypatch
+):
+    settings.SUMUP_REFRESH_MAX_ATTEMPTS = 3
+    monkeypatch.setattr(token_refresh, "BACKOFF_BASE", 0.05)
+    profile = connected_artist()
+    sumup.add_fault("token", 503, count=10)
+
+    token_refresh.refresh_artist.delay(profile.pk)
+
+    deadline = time.monotonic() + 20
+    while reload(profile).sumup_connection_status != ConnectionStatus.ERROR:
+        assert time.monotonic() < deadline, "the task never gave up"
+        time.sleep(0.1)
+    stored = reload(profile)
+    assert stored.sumup_refresh_failures == 3
+    assert refresh_calls(sumup, profile) == 3
+    assert stored.sumup_refresh_enqueued_at is None
+    assert profile.pk in set(refresh.due_profiles().values_list("pk", flat=True)), (
+        "later sweeps try again"
+    )
+
+
+# --- on demand -----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_fresh_token_is_handed_out_without_a_call(connected_artist, sumup):
+    profile = connected_artist(expires_in=3599)
+    assert tokens.valid_access_token(profile.pk) == profile.sumup_access_token
+    assert refresh_calls(sumup, profile) == 0
+
+
+@pytest.mark.django_db
+def test_a_token_expiring_within_a_minute_is_refreshed_first(connected_artist, sumup):
+    profile = connected_artist(expires_in=30)
+    token = tokens.valid_access_token(profile.pk)
+    assert token != profile.sumup_access_token
+    assert refresh_calls(sumup, profile) == 1
+
+
+@pytest.mark.django_db
+def test_a_401_gets_one_refresh_and_one_retry(connected_artist, sumup):
+    profile = connected_artist(expires_in=3599)
+    seen: list[str] = []
+
+    def call(token: str) -> str:
+        seen.append(token)
+        if len(seen) == 1:
+            raise client.SumUpError("http_401", permanent=True, status=401)
+        return "ok"
+
+    assert tokens.call_with_token(profile.pk, call) == "ok"
+    assert len(seen) == 2 and seen[0] != seen[1]
+    assert refresh_calls(sumup, profile) == 1
+
+
+@pytest.mark.django_db
+def test_an_expired_connection_has_no_token_to_give(connected_artist, sumup):
+    profile = connected_artist()
+    sumup.revoke_user(email_at_sumup(profile))
+    refresh.refresh_profile(profile.pk)
+    with pytest.raises(tokens.TokenUnavailable) as raised:
+        tokens.valid_access_token(profile.pk)
+    assert raised.value.permanent
+
+
+def test_the_sweep_is_on_beats_schedule():
+    from jobs import app
+
+    entry = app.conf.beat_schedule["sumup-token-refresh-sweep"]
+    assert entry["task"] == "jobs.token_refresh.sweep"
+    assert entry["schedule"] <= 300
