@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "anymail",
     "accounts",
+    "campaigns",
     "operations",
 ]
 
@@ -159,6 +160,10 @@ EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.Emai
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Jersey Events <no-reply@jerseyevents.test>")
 SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 ADMINS = env_list("ADMINS")  # addresses, e.g. "Ops <ops@example.com>"
+# Campaign emails across all workers never exceed this rate (see events/rate_limits.py).
+EMAIL_RATE_LIMIT = env_str("EMAIL_RATE_LIMIT", "10/s")
+# Optional mailto target offered in List-Unsubscribe beside the one-click https link.
+UNSUBSCRIBE_EMAIL = env_str("UNSUBSCRIBE_EMAIL")
 # Every ANYMAIL_<NAME> variable configures the chosen provider, e.g. ANYMAIL_MAILGUN_API_KEY.
 ANYMAIL = env_prefixed("ANYMAIL_")
 
