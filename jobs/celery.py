@@ -6,7 +6,9 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "events.settings")
 
-app = Celery("jobs", include=["jobs.health", "jobs.token_refresh"])
+app = Celery(
+    "jobs", include=["jobs.health", "jobs.token_refresh", "jobs.backfills", "jobs.campaigns"]
+)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 

@@ -87,6 +87,12 @@ def project_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[An
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    # PBKDF2's cost is the point in production and pure waiting in tests.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests may set variables; never let one leak into the next.
     for name in list(os.environ):

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "anymail",
     "accounts",
+    "backfills",
     "campaigns",
     "operations",
 ]
@@ -154,6 +155,16 @@ SUMUP_REFRESH_TOKEN_RENEW_AFTER = env_int(
 SUMUP_REFRESH_SWEEP_INTERVAL = env_int("SUMUP_REFRESH_SWEEP_INTERVAL", 120, minimum=10)  # seconds
 SUMUP_REFRESH_MAX_ATTEMPTS = env_int("SUMUP_REFRESH_MAX_ATTEMPTS", 6, minimum=1)
 SUMUP_API_RATE_LIMIT = env_str("SUMUP_API_RATE_LIMIT", "20/s")
+
+# --- Backfills (batched data migrations on the workers) ---
+# Above this many rows a data migration records a run for the workers instead of
+# running inline, so a deploy never waits on a long backfill.
+BACKFILL_INLINE_MAX_ROWS = env_int("BACKFILL_INLINE_MAX_ROWS", 100_000, minimum=0)
+BACKFILL_BATCH_SIZE = env_int("BACKFILL_BATCH_SIZE", 1_000, minimum=1)  # first batch, rows
+BACKFILL_TARGET_BATCH_MS = env_int("BACKFILL_TARGET_BATCH_MS", 100, minimum=1)
+BACKFILL_PAUSE_MS = env_int("BACKFILL_PAUSE_MS", 0, minimum=0)  # between batches
+# A running backfill whose heartbeat is older than this is restarted by the recovery task.
+BACKFILL_STALE_SECONDS = env_int("BACKFILL_STALE_SECONDS", 120, minimum=1)
 
 # --- Email ---
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -8,10 +8,11 @@ import time
 
 from django.core.cache import cache
 from django.core.mail import mail_admins
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ArtistProfile
-from accounts.sumup import notices
+from campaigns.services import queue_lapse_notice
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,16 @@ def clear_halt() -> None:
 
 
 def ask_to_reconnect(profile_id: int) -> None:
-    """Email the artist once per lapse (the mark is cleared when they connect again)."""
-    marked = ArtistProfile.objects.filter(
-        pk=profile_id, sumup_lapse_notified_at__isnull=True
-    ).update(sumup_lapse_notified_at=timezone.now())
-    if marked:
-        notices.send_reconnect(ArtistProfile.objects.select_related("user").get(pk=profile_id))
+    """Email the artist once per lapse (the mark is cleared when they connect again).
+
+    The email goes the way campaign emails go (campaigns.services.queue_lapse_notice):
+    one recipient row per artist, the suppression list, the global email rate, sent by a
+    worker after this transaction commits.
+    """
+    mark = timezone.now()
+    with transaction.atomic():
+        marked = ArtistProfile.objects.filter(
+            pk=profile_id, sumup_lapse_notified_at__isnull=True
+        ).update(sumup_lapse_notified_at=mark)
+        if marked:
+            queue_lapse_notice(profile_id, mark)

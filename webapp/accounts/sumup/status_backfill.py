@@ -37,8 +37,19 @@ class BackfillReport:
     batch_seconds: list[float] = field(default_factory=list)
 
 
-def pending(model: type[models.Model]) -> "models.QuerySet[Any]":
-    return model._default_manager.filter(sumup_connection_status__isnull=True)
+def pending_rows(rows: "models.QuerySet[Any]") -> "models.QuerySet[Any]":
+    """The idempotent filter: rows never given a status."""
+    return rows.filter(sumup_connection_status__isnull=True)
+
+
+def fill_rows(rows: "models.QuerySet[Any]") -> int:
+    return rows.update(
+        sumup_connection_status="not_connected", **dict.fromkeys(STALE_TOKEN_COLUMNS)
+    )
+
+
+def pending_count(model: type[models.Model], using: str = "default") -> int:
+    return pending_rows(model._default_manager.db_manager(using).all()).count()
 
 
 def run_batch(
@@ -51,15 +62,12 @@ def run_batch(
         keys = keys.filter(pk__gt=after_pk)
     upper = keys.values_list("pk", flat=True)[batch_size - 1 : batch_size].first()
     with transaction.atomic(using=using):
-        in_range = manager.filter(sumup_connection_status__isnull=True)
+        in_range = pending_rows(manager.all())
         if after_pk is not None:
             in_range = in_range.filter(pk__gt=after_pk)
         if upper is not None:
             in_range = in_range.filter(pk__lte=upper)
-        updated = in_range.update(
-            sumup_connection_status="not_connected",
-            **dict.fromkeys(STALE_TOKEN_COLUMNS),
-        )
+        updated = fill_rows(in_range)
     return upper, updated
 
 

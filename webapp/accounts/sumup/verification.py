@@ -98,12 +98,26 @@ def _model_methods_work() -> CheckResult:
     )
 
 
+def _backfill_finished() -> CheckResult:
+    from backfills.models import BackfillRun, RunStatus
+
+    run = BackfillRun.objects.filter(backfill="sumup_connection_status").order_by("-pk").first()
+    if run is None:
+        return CheckResult("Status backfill finished", True, "ran inline in the migration")
+    detail = (
+        f"run #{run.pk} {run.status}: {run.rows_done:,} of {run.rows_total:,} rows "
+        f"({run.progress:.0%})"
+    )
+    return CheckResult("Status backfill finished", run.status == RunStatus.SUCCEEDED, detail)
+
+
 def run_checks() -> list[CheckResult]:
     columns = _columns_present()
     if not columns.ok:
         return [columns]
     return [
         columns,
+        _backfill_finished(),
         _no_null_status(),
         _no_invalid_status(),
         _not_connected_hold_no_token(),

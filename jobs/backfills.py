@@ -1,0 +1,79 @@
+"""Workers run backfills as a chain of time-boxed slices, each a series of short batches.
+
+A slice stops after SLICE_SECONDS and enqueues the next, so no task comes near the
+broker's visibility timeout and pause/cancel take effect within a batch. Tasks use
+`acks_late` with `reject_on_worker_lost`: a slice whose worker is killed is delivered
+again, which is harmless because every batch checks the run's generation and cursor.
+A run whose worker died without redelivery (or before it was ever picked up) is found by
+`recover`, which beat runs every RECOVER_INTERVAL and each worker runs when it starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from celery import shared_task
+from celery.signals import worker_ready
+from django.conf import settings
+from django.utils import timezone
+
+from backfills import control, engine
+from backfills.models import BackfillRun, RunStatus
+
+log = logging.getLogger(__name__)
+
+SLICE_SECONDS = 20.0  # of batches per task, then the chain continues in a new task
+RECOVER_INTERVAL = 60.0  # seconds, on beat
+RETRY_COUNTDOWN = 5.0  # seconds before retrying a batch that failed
+
+
+@shared_task(
+    bind=True,
+    name="jobs.backfills.run_slice",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    time_limit=120,
+    soft_time_limit=90,
+)
+def run_slice(self, run_id: int, generation: int) -> str:  # type: ignore[no-untyped-def]
+    """Run batches of one backfill run for up to SLICE_SECONDS, then chain the next slice."""
+    deadline = time.monotonic() + SLICE_SECONDS
+    while time.monotonic() < deadline:
+        result = engine.run_one_batch(run_id, generation)
+        if result.step in (engine.Step.DONE, engine.Step.STOP):
+            return str(result.step.value)
+        if result.step is engine.Step.RETRY:
+            self.apply_async((run_id, generation), countdown=RETRY_COUNTDOWN)
+            return str(result.step.value)
+        pause_ms = BackfillRun.objects.values_list("pause_ms", flat=True).get(pk=run_id)
+        if pause_ms:
+            # The pause between batches is a countdown on the next slice, never a sleep.
+            self.apply_async((run_id, generation), countdown=pause_ms / 1000)
+            return "paused_between_batches"
+    self.apply_async((run_id, generation))
+    return "continued"
+
+
+@shared_task(name="jobs.backfills.recover", ignore_result=True, time_limit=60)
+def recover() -> int:
+    """Start runs recorded by migrations, and restart runs whose worker died."""
+    restarted = 0
+    for run_id in BackfillRun.objects.filter(status=RunStatus.PENDING).values_list("pk", flat=True):
+        restarted += control.claim_pending(run_id) is not None
+    stale_before = timezone.now() - timedelta(seconds=settings.BACKFILL_STALE_SECONDS)
+    stalled = BackfillRun.objects.filter(
+        status__in=[RunStatus.RUNNING, RunStatus.CANCELLING], heartbeat_at__lt=stale_before
+    ).values_list("pk", flat=True)
+    for run_id in stalled:
+        restarted += control.restart_stalled(run_id, stale_before) is not None
+    if restarted:
+        log.warning("backfill recovery started or restarted %d run(s)", restarted)
+    return restarted
+
+
+@worker_ready.connect
+def _recover_when_a_worker_starts(**kwargs: object) -> None:
+    recover.delay()

@@ -1,0 +1,306 @@
+"""The backfill engine on the real SumUp status backfill, in PostgreSQL."""
+
+import itertools
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import OperationalError, connection
+
+from accounts.models import ArtistProfile, User
+from backfills import control, engine, registry
+from backfills.models import BackfillBatch, BackfillRun, RunStatus
+
+NAME = "sumup_connection_status"
+
+
+@pytest.fixture
+def legacy_artists(db: None) -> Iterator[Any]:
+    """Artists as they were before 0004 ran: status NULL (the column is made nullable for
+    the test and NOT NULL again afterwards)."""
+
+    def make(count: int) -> list[int]:
+        users = User.objects.bulk_create(
+            User(username=f"legacy{i}", email=f"legacy{i}@example.com", user_type="artist")
+            for i in range(count)
+        )
+        profiles = ArtistProfile.objects.bulk_create(
+            ArtistProfile(user=user, display_name=user.username) for user in users
+        )
+        ids = [profile.pk for profile in profiles]
+        ArtistProfile.objects.filter(pk__in=ids).update(sumup_connection_status=None)
+        return ids
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE accounts_artistprofile ALTER COLUMN sumup_connection_status DROP NOT NULL"
+        )
+    yield make
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER refuses pending FK checks
+        cursor.execute(
+            "UPDATE accounts_artistprofile SET sumup_connection_status = 'not_connected' "
+            "WHERE sumup_connection_status IS NULL"
+        )
+        cursor.execute(
+            "ALTER TABLE accounts_artistprofile ALTER COLUMN sumup_connection_status SET NOT NULL"
+        )
+
+
+def nulls() -> int:
+    return ArtistProfile.objects.filter(sumup_connection_status__isnull=True).count()
+
+
+def assert_ledger_covers_each_row_once(run: BackfillRun, expected_rows: int) -> None:
+    batches = list(BackfillBatch.objects.filter(run=run).order_by("low"))
+    assert sum(batch.rows for batch in batches) == expected_rows == run.rows_done
+    for before, after in itertools.pairwise(batches):
+        assert before.high is not None and after.low == before.high, "ranges are contiguous"
+    assert batches[-1].high is None, "the last batch ran to the end of the table"
+
+
+def start_inline(batch_size: int = 100) -> BackfillRun:
+    return control.start(NAME, batch_size=batch_size, enqueue=False)
+
+
+def running(run: BackfillRun) -> BackfillRun:
+    BackfillRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, generation=1)
+    run.refresh_from_db()
+    return run
+
+
+# --- the batch ------------------------------------------------------------------------
+
+
+def test_batch_size_steers_toward_the_target_within_bounds():
+    assert engine.next_batch_size(1000, elapsed_ms=50, target_ms=100) == 1500
+    assert engine.next_batch_size(1000, elapsed_ms=400, target_ms=100) == 500
+    assert engine.next_batch_size(1000, elapsed_ms=125, target_ms=100) == 800
+    assert engine.next_batch_size(engine.MAX_BATCH, 1, 100) == engine.MAX_BATCH
+    assert engine.next_batch_size(engine.MIN_BATCH, 10_000, 100) == engine.MIN_BATCH
+
+
+@pytest.mark.django_db
+def test_each_batch_advances_the_cursor_with_its_writes_and_the_run_ends_verified(
+    legacy_artists,
+):
+    ids = legacy_artists(250)
+    run = running(start_inline(batch_size=100))
+    run.target_batch_ms = 10**6  # keep the size fixed for the test
+    run.save()
+
+    steps = []
+    while (step := engine.run_one_batch(run.pk, 1)).step is engine.Step.CONTINUE:
+        steps.append(step)
+    run.refresh_from_db()
+
+    assert step.step is engine.Step.DONE
+    assert run.status == RunStatus.SUCCEEDED and run.finished_at
+    assert nulls() == 0
+    assert run.rows_total == 250 and run.cursor is not None and run.cursor >= ids[-151]
+    assert_ledger_covers_each_row_once(run, 250)
+    assert list(run.events.values_list("action", flat=True)) == ["succeeded", "record"]
+
+
+@pytest.mark.django_db
+def test_a_stale_generation_or_a_paused_run_does_nothing(legacy_artists):
+    legacy_artists(50)
+    run = running(start_inline())
+    assert engine.run_one_batch(run.pk, generation=0).step is engine.Step.STOP
+    control.pause(run.pk)
+    assert engine.run_one_batch(run.pk, generation=1).step is engine.Step.STOP
+    assert nulls() == 50
+    assert not BackfillBatch.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_cancel_is_finished_by_the_next_batch(legacy_artists):
+    legacy_artists(50)
+    run = running(start_inline())
+    control.cancel(run.pk)
+    assert BackfillRun.objects.get(pk=run.pk).status == RunStatus.CANCELLING
+    assert engine.run_one_batch(run.pk, 1).step is engine.Step.DONE
+    assert BackfillRun.objects.get(pk=run.pk).status == RunStatus.CANCELLED
+    assert nulls() == 50
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_waits_on_a_lock_times_out_halves_and_is_retried(legacy_artists, monkeypatch):
+    monkeypatch.setattr(engine, "LOCK_TIMEOUT_MS", 300)
+    ids = legacy_artists(40)
+    run = running(start_inline(batch_size=40))
+    database = settings.DATABASES["default"]
+    with psycopg.connect(
+        host=database["HOST"], port=database["PORT"], user=database["USER"], dbname=database["NAME"]
+    ) as other:
+        other.execute("SELECT 1 FROM accounts_artistprofile WHERE id = %s FOR UPDATE", [ids[5]])
+        result = engine.run_one_batch(run.pk, 1)
+        other.rollback()
+
+    assert result.step is engine.Step.RETRY and "lock timeout" in result.error
+    run.refresh_from_db()
+    assert (run.batch_size, run.failed_attempts, run.rows_done) == (engine.MIN_BATCH, 1, 0)
+    assert nulls() == 40, "the timed-out batch was rolled back whole"
+    while engine.run_one_batch(run.pk, 1).step is engine.Step.CONTINUE:
+        pass
+    assert nulls() == 0
+
+
+@pytest.mark.django_db
+def test_a_failing_batch_fails_the_run_which_resumes_from_its_cursor(legacy_artists, monkeypatch):
+    legacy_artists(300)
+    run = running(start_inline(batch_size=100))
+    run.target_batch_ms = 10**6
+    run.save()
+    assert engine.run_one_batch(run.pk, 1).step is engine.Step.CONTINUE
+    backfill = registry.get(NAME)
+    broken = registry.Backfill(
+        name=NAME,
+        description="",
+        model=backfill.model,
+        pending=backfill.pending,
+        apply=lambda rows: (_ for _ in ()).throw(OperationalError("disk on fire")),
+    )
+    monkeypatch.setitem(registry._REGISTRY, NAME, broken)
+
+    results = [engine.run_one_batch(run.pk, 1) for _ in range(engine.MAX_ATTEMPTS)]
+
+    assert [r.step for r in results] == [engine.Step.RETRY] * 2 + [engine.Step.DONE]
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and "disk on fire" in run.last_error
+    cursor = run.cursor
+    monkeypatch.setitem(registry._REGISTRY, NAME, backfill)
+    control.retry(run.pk)
+    run.refresh_from_db()
+    assert (run.status, run.generation, run.cursor) == (RunStatus.RUNNING, 2, cursor)
+    while engine.run_one_batch(run.pk, 2).step is engine.Step.CONTINUE:
+        pass
+    assert nulls() == 0
+    assert_ledger_covers_each_row_once(BackfillRun.objects.get(pk=run.pk), 300)
+
+
+@pytest.mark.django_db
+def test_a_dry_run_counts_and_times_a_sample_batch_and_changes_nothing(legacy_artists):
+    legacy_artists(30)
+    to_do, rows, ms = engine.dry_run(registry.get(NAME), batch_size=20)
+    assert (to_do, rows) == (30, 20) and ms > 0
+    assert nulls() == 30
+
+
+# --- control and audit ----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_one_active_run_per_backfill(legacy_artists, django_user_model):
+    legacy_artists(5)
+    staff = django_user_model.objects.create_user("ops", "ops@example.com", "pw-ops-123")
+    run = control.start(NAME, user=staff, enqueue=False)
+    with pytest.raises(control.ControlError, match="already has an active run"):
+        control.start(NAME, enqueue=False)
+    control.cancel(run.pk, user=staff)
+    second = control.start(NAME, enqueue=False)
+    assert second.pk != run.pk
+    events = list(run.events.order_by("at").values_list("action", "user__username"))
+    assert events == [("record", "ops"), ("cancel", "ops")]
+
+
+@pytest.mark.django_db
+def test_transitions_that_do_not_apply_are_refused(legacy_artists):
+    legacy_artists(5)
+    run = start_inline()
+    with pytest.raises(control.ControlError, match="cannot resume"):
+        control.resume(run.pk)
+    with pytest.raises(control.ControlError, match="cannot retry"):
+        control.retry(run.pk)
+
+
+@pytest.mark.django_db
+def test_starting_pausing_and_cancelling_in_the_admin_need_permissions(
+    client, django_user_model, legacy_artists
+):
+    legacy_artists(5)
+    viewer = django_user_model.objects.create_user("viewer", "v@example.com", "pw-view-123")
+    viewer.is_staff = True
+    viewer.save()
+    from django.contrib.auth.models import Permission
+
+    viewer.user_permissions.add(Permission.objects.get(codename="view_backfillrun"))
+    client.force_login(viewer)
+    assert client.get("/admin/backfills/backfillrun/start/").status_code == 403
+    assert client.post("/admin/backfills/backfillrun/start/", {"backfill": NAME}).status_code == 403
+    assert not BackfillRun.objects.exists()
+    page = client.get("/admin/backfills/backfillrun/")
+    assert page.status_code == 200 and "pause_runs" not in page.text
+
+    viewer.user_permissions.add(
+        *Permission.objects.filter(codename__in=["start_backfillrun", "pause_backfillrun"])
+    )
+    client.force_login(viewer)
+    started = client.post("/admin/backfills/backfillrun/start/", {"backfill": NAME})
+    assert started.status_code == 302
+    run = BackfillRun.objects.get()
+    assert run.started_by == viewer
+    page = client.get("/admin/backfills/backfillrun/")
+    assert "pause_runs" in page.text and "cancel_runs" not in page.text
+    progress = client.get(f"/admin/backfills/backfillrun/{run.pk}/progress/").json()
+    assert progress["rows_total"] == 5 and progress["status"] == "running"
+
+
+# --- on a real worker -----------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_runs_the_backfill_to_the_end_and_verification_passes(
+    project_worker, legacy_artists, capsys
+):
+    legacy_artists(1_200)
+    call_command("backfill", "run", NAME, "--batch-size", "100", "--wait")
+
+    run = BackfillRun.objects.get()
+    assert run.status == RunStatus.SUCCEEDED
+    assert nulls() == 0
+    assert_ledger_covers_each_row_once(run, 1_200)
+    call_command("verify_sumup_migration")
+    assert "OK   Status backfill finished: run #" in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_site_keeps_answering_while_a_backfill_runs(project_worker, legacy_artists, client):
+    legacy_artists(2_000)
+    client.force_login(ArtistProfile.objects.first().user)
+    run = control.start(NAME, batch_size=100)
+    answered = 0
+    while BackfillRun.objects.get(pk=run.pk).is_active:
+        assert client.get("/accounts/dashboard/").status_code == 200
+        answered += 1
+        time.sleep(0.01)
+    assert answered > 0
+    assert BackfillRun.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pause_and_resume_on_a_worker(project_worker, legacy_artists, settings):
+    settings.BACKFILL_PAUSE_MS = 200  # slow enough to pause mid-run
+    legacy_artists(600)
+    run = control.start(NAME, batch_size=100)
+    deadline = time.monotonic() + 20
+    while BackfillRun.objects.get(pk=run.pk).rows_done == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    control.pause(run.pk)
+    time.sleep(0.5)  # a slice in flight finishes its batch and stops
+    done_when_paused = BackfillRun.objects.get(pk=run.pk).rows_done
+    time.sleep(0.5)
+    assert BackfillRun.objects.get(pk=run.pk).rows_done == done_when_paused < 600
+
+    control.resume(run.pk)
+    while BackfillRun.objects.get(pk=run.pk).is_active:
+        assert time.monotonic() < deadline + 20
+        time.sleep(0.05)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and nulls() == 0
+    assert_ledger_covers_each_row_once(run, 600)

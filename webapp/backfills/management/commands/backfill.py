@@ -1,0 +1,108 @@
+import getpass
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from backfills import control, engine, registry
+from backfills.models import BackfillRun, RunStatus
+
+POLL_SECONDS = 0.5
+
+
+def _describe(run: BackfillRun) -> str:
+    eta = run.eta_seconds
+    return (
+        f"run #{run.pk} {run.backfill}: {run.status}, {run.rows_done:,}/{run.rows_total:,} rows "
+        f"({run.progress:.1%}), batch {run.batch_size:,} rows, {run.rows_per_second:,.0f} rows/s"
+        + (f", ETA {eta:,.0f}s" if eta is not None else "")
+        + (f"\n  last error: {run.last_error}" if run.last_error else "")
+    )
+
+
+class Command(BaseCommand):
+    help = "List, run, pause, resume, cancel and watch batched data backfills."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(dest="action", required=True)
+        actions.add_parser("list", help="Declared backfills and their latest run.")
+        run = actions.add_parser("run", help="Start a run on the workers.")
+        run.add_argument("name")
+        run.add_argument("--dry-run", action="store_true", help="Count and time a sample batch.")
+        run.add_argument("--batch-size", type=int, help="Rows in the first batch.")
+        run.add_argument("--wait", action="store_true", help="Follow the run to its end.")
+        for action in ("pause", "resume", "cancel", "status"):
+            sub = actions.add_parser(action, help=f"{action.capitalize()} the active run.")
+            sub.add_argument("name")
+            if action in ("resume", "status"):
+                sub.add_argument("--wait", action="store_true", help="Follow the run to its end.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        if action == "list":
+            self._list()
+            return
+        try:
+            backfill = registry.get(options["name"])
+        except LookupError as exc:
+            raise CommandError(str(exc)) from None
+        who = f"manage.py backfill {action}, by {getpass.getuser()}"
+        try:
+            if action == "run":
+                run = self._run(backfill, options, who)
+                if run is None:
+                    return
+            elif action == "status":
+                run = self._latest(backfill.name)
+            else:
+                active = control.active_run(backfill.name) or self._latest(backfill.name)
+                run = getattr(control, action)(active.pk)
+                run.events.filter(action=action).update(detail=who)
+        except control.ControlError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(_describe(run))
+        if options.get("wait"):
+            self._follow(run)
+
+    def _list(self) -> None:
+        for backfill in registry.all_backfills():
+            latest = BackfillRun.objects.filter(backfill=backfill.name).first()
+            state = _describe(latest) if latest else "never run"
+            self.stdout.write(f"{backfill.name}: {backfill.description}\n  {state}")
+
+    def _latest(self, name: str) -> BackfillRun:
+        run = BackfillRun.objects.filter(backfill=name).first()
+        if run is None:
+            raise CommandError(f"backfill {name!r} has never run")
+        return run
+
+    def _run(
+        self, backfill: registry.Backfill, options: dict[str, Any], who: str
+    ) -> BackfillRun | None:
+        size = options["batch_size"]
+        if options["dry_run"]:
+            to_do, rows, ms = engine.dry_run(backfill, size or 1000)
+            self.stdout.write(
+                f"{backfill.name}: {to_do:,} row(s) to do; a sample batch did {rows:,} row(s) "
+                f"in {ms:.1f} ms (rolled back)."
+            )
+            return None
+        return control.start(backfill.name, batch_size=size, detail=who)
+
+    def _follow(self, run: BackfillRun) -> None:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, transient=True) as progress:
+            bar = progress.add_task(run.backfill, total=max(1, run.rows_total))
+            while run.is_active:
+                progress.update(bar, completed=run.rows_done, total=max(1, run.rows_total))
+                time.sleep(POLL_SECONDS)
+                run.refresh_from_db()
+        self.stdout.write(_describe(run))
+        if run.status != RunStatus.SUCCEEDED:
+            raise CommandError(f"run #{run.pk} ended {run.status}")
