@@ -270,8 +270,8 @@ def test_a_worker_runs_the_backfill_to_the_end_and_verification_passes(
 
 @pytest.mark.django_db(transaction=True)
 def test_the_site_keeps_answering_while_a_backfill_runs(project_worker, legacy_artists, client):
-    legacy_artists(2_000)
-    client.force_login(ArtistProfile.objects.first().user)
+    ids = legacy_artists(2_000)
+    client.force_login(ArtistProfile.objects.select_related("user").get(pk=ids[0]).user)
     run = control.start(NAME, batch_size=100)
     answered = 0
     while BackfillRun.objects.get(pk=run.pk).is_active:
