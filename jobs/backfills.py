@@ -57,7 +57,7 @@ def run_slice(self, run_id: int, generation: int) -> str:  # type: ignore[no-unt
     return "continued"
 
 
-@shared_task(name="jobs.backfills.recover", ignore_result=True, time_limit=60)
+@shared_task(name="jobs.backfills.recover", ignore_result=True, time_limit=60, soft_time_limit=50)
 def recover() -> int:
     """Start runs recorded by migrations, and restart runs whose worker died."""
     restarted = 0

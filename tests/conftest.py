@@ -10,6 +10,7 @@ import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
+from django.db import connection
 
 from accounts.models import ArtistProfile, User
 from sumup_fake import FakeSumUp
@@ -118,3 +119,36 @@ def sumup(sumup_server: FakeSumUp, settings: Any) -> Iterator[FakeSumUp]:
     settings.SUMUP_REDIRECT_URI = TEST_REDIRECT_URI
     yield sumup_server
     sumup_server.reset()
+
+
+@pytest.fixture
+def legacy_artists(db: None) -> Iterator[Any]:
+    """Artists as they were before 0004 ran: status NULL (the column is made nullable for
+    the test and NOT NULL again afterwards)."""
+
+    def make(count: int) -> list[int]:
+        users = User.objects.bulk_create(
+            User(username=f"legacy{i}", email=f"legacy{i}@example.com", user_type="artist")
+            for i in range(count)
+        )
+        profiles = ArtistProfile.objects.bulk_create(
+            ArtistProfile(user=user, display_name=user.username) for user in users
+        )
+        ids = [profile.pk for profile in profiles]
+        ArtistProfile.objects.filter(pk__in=ids).update(sumup_connection_status=None)
+        return ids
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE accounts_artistprofile ALTER COLUMN sumup_connection_status DROP NOT NULL"
+        )
+    yield make
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER refuses pending FK checks
+        cursor.execute(
+            "UPDATE accounts_artistprofile SET sumup_connection_status = 'not_connected' "
+            "WHERE sumup_connection_status IS NULL"
+        )
+        cursor.execute(
+            "ALTER TABLE accounts_artistprofile ALTER COLUMN sumup_connection_status SET NOT NULL"
+        )

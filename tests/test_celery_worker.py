@@ -20,3 +20,13 @@ def test_tasks_speak_json_only_and_have_time_limits():
     assert app.conf.task_time_limit and app.conf.task_soft_time_limit
     assert app.conf.task_soft_time_limit < app.conf.task_time_limit
     assert app.conf.broker_url.startswith("redis://")
+
+
+def test_every_task_has_a_soft_time_limit_within_its_hard_one():
+    app.loader.import_default_modules()
+    ours = {name: task for name, task in app.tasks.items() if name.startswith("jobs.")}
+    assert "jobs.backfills.run_slice" in ours and "jobs.token_refresh.refresh_artist" in ours
+    for name, task in ours.items():
+        hard = task.time_limit or app.conf.task_time_limit
+        soft = task.soft_time_limit or app.conf.task_soft_time_limit
+        assert soft <= hard, f"{name}: soft limit {soft} s exceeds hard limit {hard} s"
