@@ -27,11 +27,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+BENCHES := migrations_bench token_refresh_bench backfill_bench campaigns_bench
+
+# Benchmarks print their figures beside a baseline measured in the same run; never in CI.
 bench: $(STAMP)
-	$(PY) bench/migrations_bench.py
+	@for b in $(BENCHES); do echo "== $$b"; $(PY) bench/$$b.py || exit 1; done
 
 bench-quick: $(STAMP)
-	$(PY) bench/migrations_bench.py --quick
+	@for b in $(BENCHES); do echo "== $$b --quick"; $(PY) bench/$$b.py --quick || exit 1; done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

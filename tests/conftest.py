@@ -1,6 +1,7 @@
 """Shared fixtures. The suite runs on the real PostgreSQL and Redis; a missing service
 stops the run at once with what to start, rather than skipping tests."""
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.db import connection
 
 from accounts.models import ArtistProfile, User
+from events.logging import RedactSecrets
 from sumup_fake import FakeSumUp
 
 TEST_REDIRECT_URI = "http://testserver/accounts/sumup/callback/"
@@ -101,6 +103,33 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+class LogRecorder(logging.Handler):
+    """Every log line of the run, as the production handlers would write it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.addFilter(RedactSecrets())
+        self.setFormatter(logging.Formatter("%(name)s %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def log_recorder() -> Iterator[LogRecorder]:
+    root = logging.getLogger()
+    for handler in root.handlers:  # the console stays at its level
+        handler.setLevel(max(handler.level, root.level))
+    recorder = LogRecorder()
+    previous = root.level
+    root.addHandler(recorder)
+    root.setLevel(logging.DEBUG)  # so third-party DEBUG lines (Authlib, urllib3) are seen too
+    yield recorder
+    root.removeHandler(recorder)
+    root.setLevel(previous)
+
+
 @pytest.fixture(scope="session")
 def sumup_server() -> Iterator[FakeSumUp]:
     """One fake SumUp on loopback for the whole run; `sumup` resets it per test."""
@@ -109,7 +138,7 @@ def sumup_server() -> Iterator[FakeSumUp]:
 
 
 @pytest.fixture
-def sumup(sumup_server: FakeSumUp, settings: Any) -> Iterator[FakeSumUp]:
+def sumup(sumup_server: FakeSumUp, settings: Any, log_recorder: LogRecorder) -> Iterator[FakeSumUp]:
     """The fake SumUp, fresh, with the site configured to use it."""
     sumup_server.reset()
     settings.SUMUP_BASE_URL = sumup_server.base_url
@@ -117,8 +146,15 @@ def sumup(sumup_server: FakeSumUp, settings: Any) -> Iterator[FakeSumUp]:
     settings.SUMUP_CLIENT_ID = "jersey-events-local"
     settings.SUMUP_CLIENT_SECRET = "local-secret"
     settings.SUMUP_REDIRECT_URI = TEST_REDIRECT_URI
+    logged_before = len(log_recorder.lines)
     yield sumup_server
+    # Whatever the test did, no token the fake issued may appear in a log line.
+    state = sumup_server.state
+    secrets = [*state.access_tokens, *state.refresh_tokens, *state.codes]
+    logged = "\n".join(log_recorder.lines[logged_before:])
+    leaked = [secret[:6] + "..." for secret in secrets if secret in logged]
     sumup_server.reset()
+    assert not leaked, f"tokens issued by SumUp appeared in the log: {leaked}"
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ is told how long to wait; it re-queues itself for then, it never sleeps.
 | rule        | setting                | default | protects                        |
 |-------------|------------------------|---------|---------------------------------|
 | `sumup-api` | `SUMUP_API_RATE_LIMIT` | 20/s    | SumUp's token endpoint and API  |
+| `email`     | `EMAIL_RATE_LIMIT`,    | 10/s    | the email provider's send API   |
+|             | or a campaign's rate   |         | (campaigns.sending)             |
 """
 
 import re

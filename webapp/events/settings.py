@@ -19,6 +19,7 @@ from events.env import (
     env_str,
     env_url,
 )
+from events.logging import build_logging
 
 # Lets admin and querysets be written with type parameters (ModelAdmin[Model]).
 django_stubs_ext.monkeypatch()
@@ -178,14 +179,9 @@ UNSUBSCRIBE_EMAIL = env_str("UNSUBSCRIBE_EMAIL")
 # Every ANYMAIL_<NAME> variable configures the chosen provider, e.g. ANYMAIL_MAILGUN_API_KEY.
 ANYMAIL = env_prefixed("ANYMAIL_")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-    },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
-}
+# LOG_FORMAT=json for log shippers; LOG_FILE adds a rotating file (the runbook tails one).
+LOGGING = build_logging(
+    level=env_str("LOG_LEVEL", "INFO").upper(),
+    json_format=env_str("LOG_FORMAT", "plain").lower() == "json",
+    log_file=env_str("LOG_FILE"),
+)

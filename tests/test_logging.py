@@ -1,0 +1,59 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from events.logging import REDACTED, build_logging, redact
+
+
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        ("Authorization: Bearer eyJhbGciOi.abcdefgh.ijk", "Authorization: Bearer"),
+        ("POST /token grant_type=refresh_token&refresh_token=rt-123456789", "grant_type="),
+        ("{'access_token': 'at-abcdefghi', 'expires_in': 3599}", "'expires_in': 3599"),
+        ('{"client_secret": "s3cr3t-value"}', '"client_secret": "'),
+        ("stored gAAAAABk" + "x" * 60, "stored "),
+        ("merchant_code=MH4H92C7", "merchant_code=MH4H92C7"),
+    ],
+)
+def test_it_redacts_credentials_and_keeps_the_rest(line, kept):
+    cleaned = redact(line)
+    assert kept in cleaned
+    for secret in ("eyJhbGciOi", "rt-123456789", "at-abcdefghi", "s3cr3t-value", "x" * 60):
+        assert secret not in cleaned
+    if "merchant_code" not in line:
+        assert REDACTED in cleaned
+
+
+def test_it_redacts_the_configured_client_secret(monkeypatch):
+    monkeypatch.setenv("SUMUP_CLIENT_SECRET", "platform-secret-42")
+    assert redact("failed with platform-secret-42 in body") == f"failed with {REDACTED} in body"
+
+
+def test_json_lines_go_to_the_console_and_a_rotating_file(tmp_path):
+    log_file = tmp_path / "error.log"
+    code = (
+        "import logging, logging.config;"
+        "from events.logging import build_logging;"
+        "logging.config.dictConfig(build_logging("
+        f"level='INFO', json_format=True, log_file={str(log_file)!r}));"
+        "logging.getLogger('jobs').warning('refresh with %s', 'refresh_token=abcdefgh123')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    console = json.loads(result.stderr.strip().splitlines()[-1])
+    written = json.loads(log_file.read_text().strip().splitlines()[-1])
+    for record in (console, written):
+        assert record["level"] == "WARNING" and record["logger"] == "jobs"
+        assert record["message"] == f"refresh with refresh_token={REDACTED}"
+
+
+def test_the_default_configuration_has_no_file_and_plain_lines():
+    config = build_logging(level="INFO", json_format=False, log_file="")
+    assert list(config["handlers"]) == ["console"]
+    assert config["handlers"]["console"]["filters"] == ["redact"]
+    assert "()" not in config["formatters"]["main"]
