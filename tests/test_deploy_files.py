@@ -33,6 +33,9 @@ def _check_command(argv: list[str]) -> None:
         assert argv[1] == "-A"
         assert importlib.import_module(argv[2]).app.main == "jobs"
         assert argv[3] in {"worker", "beat", "inspect"}
+        if "--scheduler" in argv:
+            module, _, attribute = argv[argv.index("--scheduler") + 1].partition(":")
+            assert hasattr(importlib.import_module(module), attribute)
     elif argv[0] == "python" and argv[1].endswith("manage.py"):
         assert (REPO / argv[1]).exists()
         assert argv[2] in get_commands(), f"no manage.py command {argv[2]}"
