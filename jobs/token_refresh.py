@@ -140,6 +140,8 @@ def refresh_artist(self, profile_id: int, attempt: int = 0, probe: bool = False)
         else:
             countdown = result.retry_after or _backoff(attempt)
             self.apply_async((profile_id, attempt + 1, probe), countdown=countdown)
-    else:
+    elif result.outcome not in (Outcome.REFRESHED, Outcome.NOT_DUE):
+        # A refresh clears the mark in its own write; NOT_DUE may mean another worker
+        # holds the claim and will clear it.
         refresh.finished(profile_id)
     return result.outcome.value

@@ -80,10 +80,12 @@ def env_redis_url(name: str, default: str) -> str:
     return value
 
 
-def env_database(name: str, default: str) -> dict[str, Any]:
+def env_database(name: str, default: str, *, conn_max_age: int = 0) -> dict[str, Any]:
     value = env_str(name, default) or default
     try:
-        config: dict[str, Any] = dict(dj_database_url.parse(value, conn_max_age=0))
+        config: dict[str, Any] = dict(
+            dj_database_url.parse(value, conn_max_age=conn_max_age, conn_health_checks=True)
+        )
     except Exception as exc:  # dj-database-url raises several types for a bad URL
         raise ImproperlyConfigured(f"{name} is not a usable database URL: {exc}") from None
     if not config.get("ENGINE"):

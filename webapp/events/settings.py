@@ -77,7 +77,24 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{WEBAPP_DIR / 'db.sqlite3'}")}
+DATABASES = {
+    "default": env_database(
+        "DATABASE_URL",
+        f"sqlite:///{WEBAPP_DIR / 'db.sqlite3'}",
+        # Seconds a connection is kept for reuse (0: one per request or task). Workers
+        # doing many short tasks spend most of their database time connecting without it.
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
+    )
+}
+# DATABASE_POOL=1 (PostgreSQL): a connection pool per process. Celery closes a task's
+# connection after every task; with a pool that returns it instead of reconnecting.
+if env_bool("DATABASE_POOL") and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django requires it with a pool
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 20, minimum=1),
+        "timeout": 10,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
