@@ -24,6 +24,9 @@ else:
 
 NAME = "sumup_connection_status"
 
+# The in-process worker thread of other tests would consume these tasks too.
+pytestmark = pytest.mark.processes
+
 
 def nulls() -> int:
     return ArtistProfile.objects.filter(sumup_connection_status__isnull=True).count()

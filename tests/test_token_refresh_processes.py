@@ -33,6 +33,9 @@ FAULTS = (("token", 503, {"count": 3}), ("token", 429, {"retry_after": 1}))
 FAULT_CALLS = sum(options.get("count", 1) for _, _, options in FAULTS)
 DEADLINE_S = 20.0  # per wait; a 503 waits for the default backoff: 5 s x 2**0 x <= 1.5
 
+# The in-process worker thread of other tests would consume these tasks too.
+pytestmark = pytest.mark.processes
+
 
 @dataclass(frozen=True)
 class Connection:
