@@ -1,8 +1,9 @@
 from django.urls import path
 
-from operations import health
+from operations import health, metrics
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
 ]
