@@ -1,3 +1,10 @@
+from django.urls import path
+
+from campaigns import views
+
 app_name = "campaigns"
 
-urlpatterns: list[object] = []
+urlpatterns = [
+    path("email/unsubscribe/<str:token>/", views.unsubscribe_view, name="unsubscribe"),
+    path("email/tracking/", views.tracking_webhook, name="tracking"),
+]

@@ -1,0 +1,76 @@
+"""Email campaigns on the workers: the send of one recipient, the dispatch chain that
+feeds a campaign at its rate, and beat's recovery of work lost with a worker.
+
+Every task is thin and safe to run twice (see campaigns.sending for the claim protocol).
+Sends use `acks_late` with `reject_on_worker_lost`: a message is acknowledged only once
+its task returned, so a worker that dies hands it back to Redis, which redelivers it
+after `CELERY_VISIBILITY_TIMEOUT` (3600 s by default; it must exceed every campaign
+task's hard time limit, checked at start-up as campaigns.E001). A redelivered send finds
+its row claimed or finished and does nothing; a row left `sending` by the dead worker
+becomes `unknown` through `recover`, never sent again without staff.
+
+Countdowns stay a few seconds long (a slot of the rate, the next tick), far below the
+visibility timeout, so a waiting task is never redelivered while it waits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from campaigns import dispatch as dispatching
+from campaigns import sending
+
+RECOVER_INTERVAL = 60.0  # seconds between beat's recovery runs
+
+
+@shared_task(
+    bind=True,
+    name="jobs.campaigns.send",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    time_limit=60,
+    soft_time_limit=45,
+)
+def send(self: Any, recipient_ids: list[int]) -> int:
+    """Send to these recipients in turn, skipping any that was sent, is claimed or is no
+    longer due; returns how many it dealt with.
+
+    From the first that is over the campaign's rate, the rest re-queue themselves for
+    when a slot frees (and after `sending.BATCH_SECONDS`, at once); it never sleeps.
+    """
+    rest, wait = sending.send_batch(recipient_ids)
+    if rest:
+        self.apply_async((rest,), countdown=wait)
+    return len(recipient_ids) - len(rest)
+
+
+@shared_task(
+    bind=True,
+    name="jobs.campaigns.dispatch",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    time_limit=60,
+    soft_time_limit=45,
+)
+def dispatch(self: Any, campaign_id: int, token: str) -> bool:
+    """One tick of a campaign's dispatch chain; re-queues itself while there is work."""
+    delay = dispatching.tick(campaign_id, token)
+    if delay is not None:
+        self.apply_async((campaign_id, token), countdown=delay)
+    return delay is not None
+
+
+@shared_task(name="jobs.campaigns.recover", ignore_result=True, time_limit=60, soft_time_limit=45)
+def recover() -> dict[str, Any]:
+    """Beat's safety net: lapsed claims become unknown, stalled campaigns move again."""
+    report = dispatching.recover()
+    return {
+        "lost_claims": report.lost_claims,
+        "redispatched": report.redispatched,
+        "kicked": report.kicked,
+        "finished": report.finished,
+    }

@@ -1,0 +1,101 @@
+"""The campaign admin's own pages: live progress, a preview for any artist, and the
+start / pause / resume / cancel buttons."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from accounts.models import ArtistProfile
+from campaigns import audience, services
+from campaigns import messages as campaign_messages
+from campaigns.models import Campaign, Recipient
+from campaigns.progress import progress
+
+# button -> (permission it needs, the service function)
+_CHANGES = {
+    "start": ("campaigns.start_campaign", services.start),
+    "pause": ("campaigns.start_campaign", services.pause),
+    "resume": ("campaigns.start_campaign", services.resume),
+    "cancel": ("campaigns.cancel_campaign", services.cancel),
+}
+
+
+def _viewable(request: HttpRequest, pk: int) -> Campaign:
+    if not request.user.has_perm("campaigns.view_campaign"):
+        raise PermissionDenied
+    return get_object_or_404(Campaign, pk=pk)
+
+
+def _context(request: HttpRequest, campaign: Campaign, title: str) -> dict[str, object]:
+    return {
+        **admin.site.each_context(request),
+        "opts": Campaign._meta,
+        "original": campaign,
+        "campaign": campaign,
+        "title": title,
+    }
+
+
+@require_POST
+def change_status(request: HttpRequest, pk: int) -> HttpResponse:
+    assert request.resolver_match is not None
+    button = str(request.resolver_match.url_name).removeprefix("campaigns_campaign_")
+    permission, change = _CHANGES[button]
+    if not request.user.has_perm(permission):
+        raise PermissionDenied
+    try:
+        change(pk, user=request.user)
+    except services.CampaignError as exc:
+        messages.error(request, str(exc).capitalize() + ".")
+    else:
+        messages.success(request, f"Campaign {button} recorded.")
+    return HttpResponseRedirect(reverse("admin:campaigns_campaign_progress", args=[pk]))
+
+
+def progress_page(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = _viewable(request, pk)
+    context = _context(request, campaign, f"Progress: {campaign}")
+    context["progress"] = progress(campaign)
+    context["buttons"] = [
+        name for name, (permission, _) in _CHANGES.items() if request.user.has_perm(permission)
+    ]
+    context["unknown_url"] = (
+        reverse("admin:campaigns_recipient_changelist")
+        + f"?campaign__id__exact={campaign.pk}&status__exact={Recipient.Status.UNKNOWN}"
+    )
+    return TemplateResponse(request, "campaigns/admin/progress.html", context)
+
+
+def progress_json(request: HttpRequest, pk: int) -> JsonResponse:
+    return JsonResponse(progress(_viewable(request, pk)).as_dict())
+
+
+def preview(request: HttpRequest, pk: int) -> HttpResponse:
+    """The email exactly as one artist would get it (any artist: `?artist=<id or email>`)."""
+    campaign = _viewable(request, pk)
+    wanted = request.GET.get("artist", "").strip()
+    profiles = ArtistProfile.objects.select_related("user")
+    if wanted.isdigit():
+        profile = profiles.filter(pk=int(wanted)).first()
+    elif wanted:
+        profile = profiles.filter(user__email__iexact=wanted).first()
+    else:
+        profile = audience.candidates(approved_only=campaign.approved_only).first()
+    context = _context(request, campaign, f"Preview: {campaign}")
+    context.update(wanted=wanted, profile=profile)
+    if profile is not None:
+        message = campaign_messages.build(campaign, profile)
+        html = next((body for body, kind in message.alternatives if kind == "text/html"), "")
+        context.update(
+            message=message,
+            html=html,
+            headers=sorted(message.extra_headers.items()),
+            skip_reason=audience.ineligible_reason(campaign, profile),
+        )
+    return TemplateResponse(request, "campaigns/admin/preview.html", context)

@@ -1,0 +1,242 @@
+"""Feeding a running campaign's sends to the workers at its rate, and recovering from
+workers that died.
+
+One chain per campaign: `tick` runs as a task, hands the next due recipients to the
+queue and re-queues itself `TICK_SECONDS` later. Only the task carrying the campaign's
+current `dispatch_token` may feed it, and each tick writes a heartbeat; `kick` starts a
+new chain (a new token, so an old chain that comes back stops) when none is alive.
+
+Sends are handed out on an even schedule at `PACE` of the campaign's rate (each with
+its own countdown, `dispatch_next_at` carrying the schedule from tick to tick). The
+global limiter (campaigns.sending) is what guarantees the rate; the schedule keeps the
+sends from all arriving at it at once, which would make nearly every one of them wait
+and re-queue, and leaves a little slack in every second for the time between taking a
+slot and the request reaching the provider.
+
+Only about `LOOKAHEAD_SECONDS` of sends are queued at a time, so pause and cancel act
+within seconds and no countdown ever comes near the broker's visibility timeout (Redis
+redelivers an unacknowledged task after `CELERY_VISIBILITY_TIMEOUT`, 3600 s by default;
+every countdown here is a few seconds, every campaign task's hard time limit a minute).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from campaigns.models import Campaign, CampaignAction, Recipient
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 1.0
+LOOKAHEAD_SECONDS = 2.0  # how far ahead sends are handed out
+PACE = 0.98  # of the campaign's rate: the schedule's share; the limiter holds the rest
+MIN_IN_FLIGHT = 10
+UNLIMITED_IN_FLIGHT = 1000  # sends kept queued when the campaign has no rate
+# Sends per task without a rate: fewer tasks, and database connections, per email.
+MAX_BATCH = 25
+CHAIN_STALE = timedelta(seconds=30)  # a chain silent this long is replaced
+REDISPATCH_AFTER = timedelta(minutes=5)  # a handed-out row still queued is handed out again
+LOST_CLAIM_ERROR = "the worker stopped during the provider call: outcome unknown"
+
+ACTIVE = (Recipient.Status.QUEUED, Recipient.Status.SENDING)
+
+
+@dataclass
+class Recovery:
+    lost_claims: int = 0
+    redispatched: int = 0
+    kicked: list[int] = field(default_factory=list)
+    finished: list[int] = field(default_factory=list)
+
+
+def per_second(campaign: Campaign) -> float | None:
+    rate = campaign.rate
+    return None if rate is None else rate.amount / rate.get_expiry()
+
+
+def batch_size(campaign: Campaign) -> int:
+    """Sends per task. A task's sends go back to back, so under a rate a batch is at
+    most the slots the schedule leaves free in a second (2 at 100/s, 1 below it): a
+    bigger bunch would fill the limiter's window and make the schedule wait."""
+    rate = per_second(campaign)
+    if rate is None:
+        return MAX_BATCH
+    return max(1, min(MAX_BATCH, math.floor(rate * (1 - PACE) + 1e-9)))
+
+
+def in_flight_target(campaign: Campaign) -> int:
+    rate = per_second(campaign)
+    if rate is None:
+        return UNLIMITED_IN_FLIGHT
+    return MIN_IN_FLIGHT + math.ceil(rate * LOOKAHEAD_SECONDS)
+
+
+def _has_work() -> Exists:
+    return Exists(Recipient.objects.filter(campaign=OuterRef("pk"), status__in=ACTIVE))
+
+
+def kick(campaign_id: int, *, now: datetime | None = None) -> bool:
+    """Start a dispatch chain for a running campaign unless a live one feeds it."""
+    now = now or timezone.now()
+    token = str(uuid.uuid4())
+    started = (
+        Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.RUNNING)
+        .filter(Q(dispatch_heartbeat__isnull=True) | Q(dispatch_heartbeat__lt=now - CHAIN_STALE))
+        .update(dispatch_token=token, dispatch_heartbeat=now)
+    )
+    if started:
+        _enqueue_tick(campaign_id, token)
+    return bool(started)
+
+
+def restart(campaign_id: int) -> None:
+    """Replace whatever chain feeds the campaign (on start and resume)."""
+    token = str(uuid.uuid4())
+    Campaign.objects.filter(pk=campaign_id).update(
+        dispatch_token=token, dispatch_heartbeat=timezone.now()
+    )
+    _enqueue_tick(campaign_id, token)
+
+
+def tick(campaign_id: int, token: str) -> float | None:
+    """Hand out the next sends; the seconds until the next tick, or None to stop."""
+    now = timezone.now()
+    alive = Campaign.objects.filter(
+        pk=campaign_id, dispatch_token=token, status=Campaign.Status.RUNNING
+    ).update(dispatch_heartbeat=now)
+    if not alive:
+        return None
+    campaign = Campaign.objects.get(pk=campaign_id)
+    ids, countdowns = _hand_out(campaign, now)
+    if ids:
+        enqueue_sends(ids, countdowns, batch=batch_size(campaign))
+    elif not campaign.recipients.filter(status__in=ACTIVE).exists():
+        Campaign.objects.filter(pk=campaign_id, dispatch_token=token).update(
+            dispatch_token="", dispatch_heartbeat=None
+        )
+        if not campaign.automatic:  # the standing campaign waits for the next notice
+            finish(campaign_id, now=now)
+        return None
+    return TICK_SECONDS
+
+
+def _hand_out(campaign: Campaign, now: datetime) -> tuple[list[int], list[float]]:
+    """The recipients to queue now, and the countdown (seconds) of each."""
+    rows = campaign.recipients
+    fresh = now - REDISPATCH_AFTER
+    in_flight = rows.filter(
+        Q(status=Recipient.Status.SENDING)
+        | Q(status=Recipient.Status.QUEUED, dispatched_at__gte=fresh)
+    ).count()
+    room = in_flight_target(campaign) - in_flight
+    rate = per_second(campaign)
+    interval = 0.0 if rate is None else 1.0 / (rate * PACE)
+    first = max(now, campaign.dispatch_next_at or now)
+    if interval:
+        ahead = (now - first).total_seconds() + LOOKAHEAD_SECONDS
+        room = min(room, math.floor(ahead / interval))
+    if room <= 0:
+        return [], []
+    with transaction.atomic():
+        ids = list(
+            rows.filter(status=Recipient.Status.QUEUED)
+            .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=fresh))
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .order_by("pk")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:room]
+        )
+        if ids:
+            Recipient.objects.filter(pk__in=ids).update(dispatched_at=now)
+    offset = (first - now).total_seconds()
+    countdowns = [offset + i * interval for i in range(len(ids))]
+    if interval:
+        Campaign.objects.filter(pk=campaign.pk).update(
+            dispatch_next_at=first + timedelta(seconds=len(ids) * interval)
+        )
+    return ids, countdowns
+
+
+def finish(campaign_id: int, *, now: datetime | None = None) -> bool:
+    """Mark a running campaign done once no recipient is queued or sending."""
+    now = now or timezone.now()
+    done = (
+        Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.RUNNING, automatic=False)
+        .exclude(_has_work())
+        .update(status=Campaign.Status.DONE, finished_at=now, dispatch_token="")
+    )
+    if done:
+        counts = Campaign.objects.get(pk=campaign_id).counts()
+        summary = ", ".join(f"{status} {n}" for status, n in counts.items() if n)
+        CampaignAction.record(campaign_id, CampaignAction.Action.FINISHED, detail=summary)
+    return bool(done)
+
+
+def recover(now: datetime | None = None) -> Recovery:
+    """Beat's safety net: lapsed claims become `unknown`, lost hand-outs are handed out
+    again, and every running campaign with work left has a live chain."""
+    now = now or timezone.now()
+    report = Recovery()
+    lost = list(
+        Recipient.objects.filter(status=Recipient.Status.SENDING, claimed_until__lt=now)
+        .values_list("pk", "campaign_id")
+        .order_by("pk")
+    )
+    if lost:
+        report.lost_claims = Recipient.objects.filter(
+            pk__in=[pk for pk, _ in lost], status=Recipient.Status.SENDING, claimed_until__lt=now
+        ).update(
+            status=Recipient.Status.UNKNOWN,
+            last_error=LOST_CLAIM_ERROR,
+            claimed_until=None,
+            updated_at=now,
+        )
+        for campaign_id, n in Counter(campaign for _, campaign in lost).items():
+            CampaignAction.record(
+                campaign_id,
+                CampaignAction.Action.RECOVERED,
+                detail=f"{n} recipient(s) whose worker died mid-send marked unknown",
+            )
+        log.warning("campaigns: %d send(s) lost with their worker, now unknown", len(lost))
+    report.redispatched = Recipient.objects.filter(
+        status=Recipient.Status.QUEUED, dispatched_at__lt=now - REDISPATCH_AFTER
+    ).update(dispatched_at=None)
+    running: QuerySet[Campaign] = Campaign.objects.filter(status=Campaign.Status.RUNNING)
+    for campaign_id in running.filter(_has_work()).values_list("pk", flat=True):
+        if kick(campaign_id, now=now):
+            report.kicked.append(campaign_id)
+    for campaign_id in running.exclude(_has_work()).values_list("pk", flat=True):
+        if finish(campaign_id, now=now):
+            report.finished.append(campaign_id)
+    return report
+
+
+def enqueue_sends(ids: list[int], countdowns: list[float] | None = None, batch: int = 1) -> None:
+    """Queue send tasks for these recipients, `batch` to a task, once the current
+    transaction commits; each task after the countdown (seconds) of its first recipient."""
+    from jobs.campaigns import send
+
+    delays = countdowns or [0.0] * len(ids)
+
+    def publish() -> None:
+        with send.app.producer_or_acquire() as producer:
+            for start in range(0, len(ids), batch):
+                chunk = ids[start : start + batch]
+                send.apply_async((chunk,), countdown=delays[start], producer=producer)
+
+    transaction.on_commit(publish)
+
+
+def _enqueue_tick(campaign_id: int, token: str) -> None:
+    from jobs.campaigns import dispatch
+
+    transaction.on_commit(lambda: dispatch.delay(campaign_id, token))

@@ -1,0 +1,44 @@
+"""The email one recipient gets: HTML and plain text from Django templates, personalised,
+with one-click unsubscribe headers and the ids the tracking webhook joins back on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from anymail.message import AnymailMessage
+from django.conf import settings
+
+from accounts.models import ArtistProfile
+from accounts.sumup.reconnect_notice import RenderedMessage, render_reconnect_message
+from campaigns import provider, tracking
+from campaigns.models import Campaign, Recipient
+from campaigns.unsubscribe import list_unsubscribe_headers
+
+# A campaign's `template` names the Django templates; each has the function that
+# renders them for one artist.
+RENDERERS: dict[str, Callable[[ArtistProfile], RenderedMessage]] = {
+    Campaign.TEMPLATES[Campaign.Kind.SUMUP_RECONNECT]: render_reconnect_message,
+}
+
+
+def build(
+    campaign: Campaign, profile: ArtistProfile, recipient: Recipient | None = None
+) -> AnymailMessage:
+    """The message for `profile`; without `recipient` (a preview) the unsubscribe link
+    names no row and no provider ids are attached."""
+    rendered = RENDERERS[campaign.template](profile)
+    recipient_id = recipient.pk if recipient is not None else None
+    message = AnymailMessage(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[rendered.to],
+        headers=list_unsubscribe_headers(rendered.to, recipient_id),
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    message.tags = [campaign.kind]
+    if recipient is not None:
+        # Opaque ids only: some providers show metadata to the recipient as a header.
+        message.metadata = tracking.metadata_for(recipient)
+        message.extra_headers.update(provider.idempotency_headers(str(recipient.idempotency_key)))
+    return message

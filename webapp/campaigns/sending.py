@@ -1,0 +1,262 @@
+"""Sending one recipient's email, at most once, across any number of workers.
+
+The protocol, for one recipient row:
+1. read it: only a `queued` row of a running campaign, due for its next attempt, is
+   worked on; an artist who is no longer eligible is marked `skipped` here;
+2. claim it: `UPDATE ... SET status='sending', attempts=attempts+1 WHERE id=%s AND
+   status='queued' AND attempts=<as read>`. Exactly one process wins; a redelivered or
+   duplicated task finds the row claimed, sent or finished and stops. In the same
+   transaction the artist is held for this lapse (campaigns.audience), or skipped;
+3. render the message; campaigns.provider takes a slot of the global email rate (rule
+   `email`, at the campaign's rate) as the last step before the request is written, so
+   the provider sees the rate the limiter granted. Over the rate nothing is sent, the
+   claim is handed back and the task re-queues itself for when a slot frees;
+4. call the provider (campaigns.provider) and record its answer with an UPDATE that
+   names the claim (the attempt number): `sent` with the message id; `queued` again
+   with a backoff; `failed`; or `unknown`. A worker that dies after the claim leaves the
+   row `sending`; `dispatch.recover` marks it `unknown` once the claim lapses, and only
+   staff can send it again.
+
+Limiter windows are kept per rate: campaigns running at the same rate (the default,
+EMAIL_RATE_LIMIT, which the token refresh's notices use too) share one window.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from limits import RateLimitItem
+
+from accounts.models import ArtistProfile
+from campaigns import audience, dispatch, messages, provider
+from campaigns.models import Campaign, Recipient
+from campaigns.provider import Answer, Outcome
+from events.env import env_int
+from events.rate_limits import acquire
+
+log = logging.getLogger(__name__)
+
+RATE_RULE = "email"
+# Longer than the send task's hard time limit: a live worker never outlasts its claim.
+CLAIM_SECONDS = 120
+MAX_ATTEMPTS = 6  # provider answers of 429/5xx before the row is marked failed
+# A batch hands what is left back to the queue after this long, well inside the send
+# task's soft time limit even when its last message meets a provider timeout.
+BATCH_SECONDS = 20.0
+BACKOFF_CAP = 300.0  # seconds
+# Seconds added to a wait for a slot: waiters spread out instead of all arriving as the
+# slot frees, and a slot taken after a wait never sits right on a window's edge.
+WAIT_JITTER = (0.02, 0.06)
+
+
+class Step(enum.StrEnum):
+    NOTHING = "nothing"  # not ours to send (already claimed, finished, paused, gone)
+    WAIT = "wait"  # over the rate: try again after `wait` seconds
+    SKIPPED = "skipped"
+    SENT = "sent"
+    RETRY = "retry"  # the provider did not take it; queued again with a backoff
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Result:
+    step: Step
+    wait: float = 0.0
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before attempt `attempt + 1`: EMAIL_RETRY_BACKOFF (5 s by default), doubling."""
+    base = env_int("EMAIL_RETRY_BACKOFF", 5, minimum=1)  # read per call, like operations.conf
+    delay: float = min(BACKOFF_CAP, base * 2 ** max(0, attempt - 1))
+    return delay * random.uniform(0.5, 1.5)  # noqa: S311 (jitter, not security)
+
+
+def send_batch(recipient_ids: list[int]) -> tuple[list[int], float]:
+    """Send to these recipients in turn. Returns the ones left and how long to wait for
+    them: all from the first that must wait for a slot of the rate, or those the batch
+    had no time left for (`BATCH_SECONDS`)."""
+    started = time.monotonic()
+    for i, recipient_id in enumerate(recipient_ids):
+        if time.monotonic() - started > BATCH_SECONDS:
+            return recipient_ids[i:], 0.0
+        result = send_one(recipient_id)
+        if result.step is Step.WAIT:
+            return recipient_ids[i:], result.wait
+    return [], 0.0
+
+
+def send_one(recipient_id: int) -> Result:
+    """Send this recipient's email if it is still due; safe to call any number of times."""
+    recipient = (
+        Recipient.objects.select_related("campaign", "artist__user")
+        .annotate(address_suppressed=audience.suppressed("artist__user__email"))
+        .filter(pk=recipient_id)
+        .first()
+    )
+    now = timezone.now()
+    if recipient is None or recipient.status != Recipient.Status.QUEUED:
+        return Result(Step.NOTHING)
+    campaign = recipient.campaign
+    if campaign.status != Campaign.Status.RUNNING:
+        return Result(Step.NOTHING)  # paused or cancelled: resume hands it out again
+    if recipient.next_attempt_at is not None and recipient.next_attempt_at > now:
+        return Result(Step.NOTHING)  # a stray copy; the dispatcher hands it out when due
+    profile = recipient.artist
+    reason = audience.ineligible_reason(
+        campaign, profile, suppressed=bool(getattr(recipient, "address_suppressed", False))
+    )
+    if reason:
+        _skip(recipient, reason, claimed=False)
+        return Result(Step.SKIPPED)
+    assert profile is not None
+    if not _claim(recipient, campaign, profile):
+        return Result(Step.NOTHING if recipient.status == Recipient.Status.QUEUED else Step.SKIPPED)
+    try:
+        message = messages.build(campaign, profile, recipient)
+    except Exception as exc:  # a broken template: nothing went out
+        log.exception("could not render campaign email for recipient %s", recipient.pk)
+        return _record(recipient, Answer(Outcome.FAILED, error=f"rendering failed: {exc}"))
+    rate = campaign.rate
+    answer = provider.send(message, gate=None if rate is None else _gate(rate))
+    if answer.outcome is Outcome.OVER_RATE:
+        _unclaim(recipient)
+        wait = (answer.retry_after or 0.0) + random.uniform(*WAIT_JITTER)  # noqa: S311
+        return Result(Step.WAIT, wait)
+    return _record(recipient, answer)
+
+
+def _gate(rate: RateLimitItem) -> provider.Gate:
+    def take_slot() -> float:
+        before = time.time()
+        wait = acquire(RATE_RULE, rate)
+        if not wait:
+            # The limiter stamps the slot between these two instants: an audit trail
+            # of the rate as granted (the provider sees it a socket write later).
+            log.info("email slot at %s granted between %.6f and %.6f", rate, before, time.time())
+        return wait
+
+    return take_slot
+
+
+def _claim(recipient: Recipient, campaign: Campaign, profile: ArtistProfile) -> bool:
+    """Own the row for one attempt and hold the artist for this lapse.
+
+    On success `recipient` carries the claim (attempt number, mark); when the artist is
+    held by another notice the row is skipped and `recipient.status` says so.
+    """
+    now = timezone.now()
+    mark = now if campaign.include_notified else (recipient.lapse_mark or now)
+    with transaction.atomic():
+        won = Recipient.objects.filter(
+            pk=recipient.pk, status=Recipient.Status.QUEUED, attempts=recipient.attempts
+        ).update(
+            status=Recipient.Status.SENDING,
+            attempts=F("attempts") + 1,
+            email=profile.user.email,
+            lapse_mark=mark,
+            claimed_at=now,
+            claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
+            dispatched_at=None,
+            updated_at=now,
+        )
+        if not won:
+            return False
+        held = audience.take_lapse_mark(
+            profile.pk, held=recipient.lapse_mark, mark=mark, take_any=campaign.include_notified
+        )
+        recipient.attempts += 1
+        recipient.email, recipient.lapse_mark = profile.user.email, mark
+        recipient.status = Recipient.Status.SENDING
+        if not held:
+            recipient.lapse_mark = None
+            _skip(recipient, audience.SKIP_NOTIFIED, claimed=True)
+            return False
+    return True
+
+
+def _unclaim(recipient: Recipient) -> None:
+    """Over the rate: give the row back as it was, still holding the artist's lapse mark,
+    for the re-queued task to claim again."""
+    Recipient.objects.filter(
+        pk=recipient.pk, status=Recipient.Status.SENDING, attempts=recipient.attempts
+    ).update(
+        status=Recipient.Status.QUEUED,
+        attempts=F("attempts") - 1,
+        claimed_until=None,
+        dispatched_at=timezone.now(),
+    )
+
+
+def _skip(recipient: Recipient, reason: str, *, claimed: bool) -> None:
+    expected = Recipient.Status.SENDING if claimed else Recipient.Status.QUEUED
+    with transaction.atomic():
+        skipped = Recipient.objects.filter(
+            pk=recipient.pk, status=expected, attempts=recipient.attempts
+        ).update(
+            status=Recipient.Status.SKIPPED,
+            last_error=reason,
+            lapse_mark=None,
+            claimed_until=None,
+            updated_at=timezone.now(),
+        )
+        if skipped:
+            recipient.status = Recipient.Status.SKIPPED
+            audience.release_lapse_mark(recipient.artist_id, recipient.lapse_mark)
+
+
+def _record(recipient: Recipient, answer: Answer) -> Result:
+    """Store what the provider answered, on this claim only."""
+    now = timezone.now()
+    mine = Recipient.objects.filter(pk=recipient.pk, attempts=recipient.attempts)
+    if answer.outcome is Outcome.SENT:
+        # `unknown` too: recovery may have given up on a claim that then succeeded.
+        mine.filter(status__in=[Recipient.Status.SENDING, Recipient.Status.UNKNOWN]).update(
+            status=Recipient.Status.SENT,
+            message_id=answer.message_id[:255],
+            sent_at=now,
+            last_error="",
+            claimed_until=None,
+            updated_at=now,
+        )
+        return Result(Step.SENT)
+    mine = mine.filter(status=Recipient.Status.SENDING)
+    if answer.outcome is Outcome.RETRY and recipient.attempts < MAX_ATTEMPTS:
+        delay = max(answer.retry_after or 0.0, backoff(recipient.attempts))
+        mine.update(
+            status=Recipient.Status.QUEUED,
+            next_attempt_at=now + timedelta(seconds=delay),
+            last_error=answer.error[:300],
+            claimed_until=None,
+            updated_at=now,
+        )
+        dispatch.kick(recipient.campaign_id)  # the standing campaign may have no chain
+        return Result(Step.RETRY)
+    if answer.outcome is Outcome.UNKNOWN:
+        mine.update(
+            status=Recipient.Status.UNKNOWN,
+            last_error=answer.error[:300],
+            claimed_until=None,
+            updated_at=now,
+        )
+        log.warning("campaign recipient %s: outcome unknown (%s)", recipient.pk, answer.error)
+        return Result(Step.UNKNOWN)
+    with transaction.atomic():
+        failed = mine.update(
+            status=Recipient.Status.FAILED,
+            last_error=answer.error[:300],
+            lapse_mark=None,
+            claimed_until=None,
+            updated_at=now,
+        )
+        if failed:
+            audience.release_lapse_mark(recipient.artist_id, recipient.lapse_mark)
+    return Result(Step.FAILED)
