@@ -28,8 +28,8 @@ Phases:
 (c) django-post_office sends the same N messages (rendered by the same code): queued
     with send_many, then sent; messages per second for the send alone and end to end.
 Every phase: every artist's message accepted by the provider exactly once.
-Results are printed and written to bench/results/campaigns.json; exit status 1 when a
-check fails.
+Results are printed and written to bench/results/campaigns.json (campaigns-quick.json
+for --quick); exit status 1 when a check fails.
 """
 
 from __future__ import annotations
@@ -427,8 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         recreate_database(drop_only=True)
         broker.flushdb()
     results["failures"] = failures
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
+    results_file = RESULTS_FILE.with_stem("campaigns-quick") if args.quick else RESULTS_FILE
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    results_file.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     for failure in failures:
         log(f"FAILED: {failure}")

@@ -53,7 +53,3 @@ def send_connected(profile: ArtistProfile) -> None:
 
 def send_disconnected(profile: ArtistProfile, merchant_code: str) -> None:
     _send(profile, "sumup_disconnected", {"merchant_code": merchant_code})
-
-
-def send_reconnect(profile: ArtistProfile) -> None:
-    _send(profile, "sumup_reconnect", {"status": profile.get_sumup_connection_status_display()})
