@@ -269,3 +269,13 @@ def test_pause_and_resume_on_a_worker(project_worker, legacy_artists, settings):
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and nulls() == 0
     assert_ledger_covers_each_row_once(run, 600)
+
+
+@pytest.mark.django_db
+def test_an_artist_the_backfill_has_not_reached_sees_not_connected(legacy_artists, client):
+    [profile_id] = legacy_artists(1)
+    client.force_login(ArtistProfile.objects.select_related("user").get(pk=profile_id).user)
+    page = client.get("/accounts/dashboard/")
+    assert page.status_code == 200
+    assert 'id="sumup-status">Not connected<' in page.text
+    assert "We could not reach your SumUp account" not in page.text

@@ -63,6 +63,9 @@ def _set_local_timeouts() -> None:
         with connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
             cursor.execute(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
+            # The cursor commits with the rows, so a commit lost in a crash only means the
+            # batch runs again; not waiting for the WAL flush saves ~3 ms per batch.
+            cursor.execute("SET LOCAL synchronous_commit = off")
 
 
 def _apply_range(

@@ -178,7 +178,7 @@ SUMUP_API_RATE_LIMIT = env_str("SUMUP_API_RATE_LIMIT", "20/s")
 # Above this many rows a data migration records a run for the workers instead of
 # running inline, so a deploy never waits on a long backfill.
 BACKFILL_INLINE_MAX_ROWS = env_int("BACKFILL_INLINE_MAX_ROWS", 100_000, minimum=0)
-BACKFILL_BATCH_SIZE = env_int("BACKFILL_BATCH_SIZE", 1_000, minimum=1)  # first batch, rows
+BACKFILL_BATCH_SIZE = env_int("BACKFILL_BATCH_SIZE", 5_000, minimum=1)  # first batch, rows
 BACKFILL_TARGET_BATCH_MS = env_int("BACKFILL_TARGET_BATCH_MS", 100, minimum=1)
 BACKFILL_PAUSE_MS = env_int("BACKFILL_PAUSE_MS", 0, minimum=0)  # between batches
 # A running backfill whose heartbeat is older than this is restarted by the recovery task.

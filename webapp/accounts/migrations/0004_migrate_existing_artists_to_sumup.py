@@ -39,11 +39,23 @@ def forwards(apps, schema_editor):
         apps.get_model("backfills", "BackfillEvent").objects.using(alias).create(
             run=run, action="record", detail="recorded by accounts.0004 for the workers"
         )
+    _wake_the_workers()
     print(
         f"\n  {pending} artists to fill exceed BACKFILL_INLINE_MAX_ROWS="
         f"{settings.BACKFILL_INLINE_MAX_ROWS}: the Celery workers will fill them. "
         f"Follow with: manage.py backfill status {BACKFILL}"
     )
+
+
+def _wake_the_workers():
+    """Ask running workers to pick the run up now rather than at their next recovery
+    sweep. Best effort: with no broker reachable, workers find it when they start."""
+    try:
+        from jobs.backfills import recover
+
+        recover.apply_async(retry=False)
+    except Exception:  # noqa: S110 - the run is recorded; waking is an optimisation
+        pass
 
 
 class Migration(migrations.Migration):

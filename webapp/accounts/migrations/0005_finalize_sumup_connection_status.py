@@ -12,7 +12,9 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("accounts", "0004_migrate_existing_artists_to_sumup"),
+        # Applied last: the columns of 0006 and 0007 go in first, so the site runs on the
+        # full schema while the workers backfill and this migration waits for them.
+        ("accounts", "0007_sumup_refresh_bookkeeping"),
     ]
 
     operations = [

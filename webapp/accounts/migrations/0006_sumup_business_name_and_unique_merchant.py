@@ -5,7 +5,9 @@ from accounts.migration_operations import SetLockTimeout
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0005_finalize_sumup_connection_status"),
+        # Not after 0005: these columns must exist while a large table is still being
+        # backfilled (0005 refuses until then), or the site could not read artist rows.
+        ("accounts", "0004_migrate_existing_artists_to_sumup"),
     ]
 
     operations = [

@@ -145,6 +145,15 @@ class SumUpConnection(models.Model):
         abstract = True
 
     @property
+    def sumup_status(self) -> str:
+        """The status, reading a row the backfill has not reached yet as not connected."""
+        return self.sumup_connection_status or ConnectionStatus.NOT_CONNECTED
+
+    @property
+    def sumup_status_label(self) -> str:
+        return str(ConnectionStatus(self.sumup_status).label)
+
+    @property
     def is_sumup_connected(self) -> bool:
         return self.sumup_connection_status == ConnectionStatus.CONNECTED and bool(
             self.sumup_access_token
