@@ -562,7 +562,7 @@ def expect_rolled_back(conninfo: str, rows: int) -> str:
 STEPS: tuple[tuple[str, str | None, Callable[[str, int], str]], ...] = (
     ("migrate 0003 (add columns)", ADD_COLUMNS, expect_columns_added),
     ("migrate 0004 (batched)", BACKFILL, expect_backfilled),
-    ("migrate 0005 (NOT NULL)", FINALIZE, expect_not_null),
+    ("migrate 0005 (0006, 0007, NOT NULL)", FINALIZE, expect_not_null),
     ("rollback to 0002", BEFORE, expect_rolled_back),
     ("forward to latest", None, expect_latest),
 )
