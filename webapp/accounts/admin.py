@@ -31,26 +31,6 @@ class ArtistProfileAdmin(admin.ModelAdmin[ArtistProfile]):
     search_fields = ("display_name", "business_name", "user__email", "user__username")
     list_select_related = ("user",)
     # Tokens are never shown: only whether one is held.
-    fields = (
-        "user",
-        "display_name",
-        "bio",
-        "business_name",
-        "is_approved",
-        "sumup_connection_status",
-        "sumup_merchant_code",
-        "sumup_connected_at",
-        "sumup_expires_at",
-        "sumup_scope",
-        "holds_access_token",
-        "holds_refresh_token",
-        "sumup_last_refresh_at",
-        "next_refresh_due",
-        "sumup_refresh_failures",
-        "sumup_last_error",
-        "created_at",
-        "updated_at",
-    )
     readonly_fields = (
         "sumup_connection_status",
         "sumup_merchant_code",
@@ -66,6 +46,7 @@ class ArtistProfileAdmin(admin.ModelAdmin[ArtistProfile]):
         "created_at",
         "updated_at",
     )
+    fields = ("user", "display_name", "bio", "business_name", "is_approved", *readonly_fields)
     raw_id_fields = ("user",)
 
     @admin.display(description="Email", ordering="user__email")

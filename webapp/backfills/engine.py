@@ -23,6 +23,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from backfills import registry
+from backfills.keyset import apply_next_range
 from backfills.models import BackfillBatch, BackfillRun, RunStatus
 
 log = logging.getLogger(__name__)
@@ -71,17 +72,7 @@ def _set_local_timeouts() -> None:
 def _apply_range(
     backfill: registry.Backfill, cursor: int | None, size: int
 ) -> tuple[int | None, int]:
-    """Apply the backfill to the next `size` keys after `cursor`: (range end or None, rows)."""
-    keys = backfill.all_rows().order_by("pk")
-    if cursor is not None:
-        keys = keys.filter(pk__gt=cursor)
-    high = keys.values_list("pk", flat=True)[size - 1 : size].first()
-    rows = backfill.rows_to_do()
-    if cursor is not None:
-        rows = rows.filter(pk__gt=cursor)
-    if high is not None:
-        rows = rows.filter(pk__lte=high)
-    return high, backfill.apply(rows)
+    return apply_next_range(backfill.all_rows(), backfill.pending, backfill.apply, cursor, size)
 
 
 def run_one_batch(run_id: int, generation: int) -> StepResult:

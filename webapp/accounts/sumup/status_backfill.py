@@ -14,6 +14,8 @@ from typing import Any
 
 from django.db import models, transaction
 
+from backfills.keyset import apply_next_range
+
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 5_000  # rows per transaction: ~10-50 ms of row locks on PostgreSQL
@@ -57,18 +59,8 @@ def run_batch(
 ) -> tuple[int | None, int]:
     """Fill one key range; return (the range's last pk or None when done, rows updated)."""
     manager = model._default_manager.db_manager(using)
-    keys = manager.order_by("pk")
-    if after_pk is not None:
-        keys = keys.filter(pk__gt=after_pk)
-    upper = keys.values_list("pk", flat=True)[batch_size - 1 : batch_size].first()
     with transaction.atomic(using=using):
-        in_range = pending_rows(manager.all())
-        if after_pk is not None:
-            in_range = in_range.filter(pk__gt=after_pk)
-        if upper is not None:
-            in_range = in_range.filter(pk__lte=upper)
-        updated = fill_rows(in_range)
-    return upper, updated
+        return apply_next_range(manager.all(), pending_rows, fill_rows, after_pk, batch_size)
 
 
 def backfill_connection_status(
