@@ -1,7 +1,6 @@
 """Backfills with real `celery -A jobs worker` processes: a worker killed mid-run, and a
 data migration that hands a large table to the workers."""
 
-import itertools
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,14 +11,15 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from accounts.migration_operations import NullsRemainError
-from accounts.models import ArtistProfile
 from backfills import control
-from backfills.models import BackfillBatch, BackfillRun, RunStatus
+from backfills.models import BackfillRun, RunStatus
 from jobs.backfills import recover
 
 if TYPE_CHECKING:
+    from tests.support.backfills import assert_ledger_covers_each_row_once, nulls
     from tests.support.worker_processes import WorkerProcesses, purge_queue
 else:
+    from support.backfills import assert_ledger_covers_each_row_once, nulls
     from support.worker_processes import WorkerProcesses, purge_queue
 
 NAME = "sumup_connection_status"
@@ -28,22 +28,11 @@ NAME = "sumup_connection_status"
 pytestmark = pytest.mark.processes
 
 
-def nulls() -> int:
-    return ArtistProfile.objects.filter(sumup_connection_status__isnull=True).count()
-
-
 def wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
-
-
-def assert_each_row_done_once(run: BackfillRun, rows: int) -> None:
-    batches = list(BackfillBatch.objects.filter(run=run).order_by("low"))
-    assert sum(batch.rows for batch in batches) == rows == run.rows_done
-    for before, after in itertools.pairwise(batches):
-        assert after.low == before.high, f"gap or overlap between {before} and {after}"
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +64,7 @@ def test_a_worker_killed_mid_run_leaves_nothing_skipped_or_done_twice(
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
     assert nulls() == 0
-    assert_each_row_done_once(run, 20_000)
+    assert_ledger_covers_each_row_once(run, 20_000)
     assert run.generation == 2
     assert run.events.filter(action="recover").count() == 1
 

@@ -1,7 +1,7 @@
 """The backfill engine on the real SumUp status backfill, in PostgreSQL."""
 
-import itertools
 import time
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -13,19 +13,12 @@ from accounts.models import ArtistProfile
 from backfills import control, engine, registry
 from backfills.models import BackfillBatch, BackfillRun, RunStatus
 
+if TYPE_CHECKING:
+    from tests.support.backfills import assert_ledger_covers_each_row_once, nulls
+else:
+    from support.backfills import assert_ledger_covers_each_row_once, nulls
+
 NAME = "sumup_connection_status"
-
-
-def nulls() -> int:
-    return ArtistProfile.objects.filter(sumup_connection_status__isnull=True).count()
-
-
-def assert_ledger_covers_each_row_once(run: BackfillRun, expected_rows: int) -> None:
-    batches = list(BackfillBatch.objects.filter(run=run).order_by("low"))
-    assert sum(batch.rows for batch in batches) == expected_rows == run.rows_done
-    for before, after in itertools.pairwise(batches):
-        assert before.high is not None and after.low == before.high, "ranges are contiguous"
-    assert batches[-1].high is None, "the last batch ran to the end of the table"
 
 
 def start_inline(batch_size: int = 100) -> BackfillRun:
