@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -34,6 +35,11 @@ ENQUEUE_BATCH = 500  # artists claimed per short transaction
 ENQUEUED_STALE = timedelta(minutes=15)  # a queued refresh not done by then is queued again
 BACKOFF_BASE = 5.0  # seconds; doubles per attempt, with jitter
 BACKOFF_CAP = 300.0  # seconds
+# How far ahead a queued refresh may book its slot of the SumUp budget. It waits for it
+# as a countdown, so this stays well inside the broker's visibility timeout (3600 s by
+# default); a sweep's backlog longer than this asks again when the horizon moves on.
+BOOK_AHEAD = 600.0  # seconds
+ON_TIME = 0.005  # seconds: a booked slot this close is now
 
 
 @dataclass
@@ -121,15 +127,26 @@ def sweep() -> int:
     time_limit=90,
     soft_time_limit=60,
 )
-def refresh_artist(self, profile_id: int, attempt: int = 0, probe: bool = False) -> str:  # type: ignore[no-untyped-def]
+def refresh_artist(  # type: ignore[no-untyped-def]
+    self, profile_id: int, attempt: int = 0, probe: bool = False, booked: float = 0.0
+) -> str:
     """Refresh one artist's SumUp tokens; safe to run twice (see accounts.sumup.refresh).
 
-    Over the API budget or after a transient failure it re-queues itself with a
-    countdown; it never sleeps.
+    It first books a paced slot of the SumUp budget and, unless that slot is now,
+    re-queues itself for it (`booked`: the slot's time, epoch seconds); over the budget's
+    cap or after a transient failure it re-queues itself with a countdown too. It never
+    sleeps.
     """
     if refresh_alerts.is_halted() and not probe:
         refresh.finished(profile_id)
         return Outcome.HALTED.value
+    if not (booked and refresh.booked_slot_usable(booked)):
+        slot = refresh.book_budget_slot(within=BOOK_AHEAD)
+        if not slot.held or slot.wait > ON_TIME:
+            at = time.time() + slot.wait if slot.held else 0.0
+            self.apply_async((profile_id, attempt, probe, at), countdown=slot.wait)
+            redis.client().hincrby(OUTCOMES_KEY, Outcome.OVER_BUDGET.value, 1)
+            return Outcome.OVER_BUDGET.value
     result = refresh.refresh_profile(profile_id, only_if_due=not probe)
     redis.client().hincrby(OUTCOMES_KEY, result.outcome.value, 1)
     if result.outcome is Outcome.OVER_BUDGET:

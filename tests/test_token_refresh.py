@@ -362,6 +362,26 @@ def test_a_real_worker_refreshes_every_due_artist_with_one_call_each(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_sweeps_refreshes_reach_sumup_evenly_spaced_not_in_a_burst(
+    project_worker, connected_artist, sumup, settings
+):
+    settings.SUMUP_API_RATE_LIMIT = "10/s"  # the cap alone would let all 8 go at once
+    due = [connected_artist() for _ in range(8)]
+
+    token_refresh.run_sweep(exclusive=False)
+
+    deadline = time.monotonic() + 30
+    while ArtistProfile.objects.filter(sumup_refresh_enqueued_at__isnull=False).exists():
+        assert time.monotonic() < deadline, "the worker did not finish the refreshes"
+        time.sleep(0.1)
+    assert [refresh_calls(sumup, profile) for profile in due] == [1] * 8
+    done = sorted(filter(None, (reload(profile).sumup_last_refresh_at for profile in due)))
+    assert len(done) == 8
+    spread = (done[-1] - done[0]).total_seconds()
+    assert spread >= 7 * 0.1 - 0.05, f"8 refreshes went out within {spread:.3f} s"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_transient_failures_outlasting_every_retry_end_in_error_for_staff(
     project_worker, connected_artist, sumup, settings, monkeypatch
 ):

@@ -1,8 +1,22 @@
 """Rate limits shared by every process on every machine, kept in Redis.
 
-A moving window (the `limits` library's sliding log) is exact: no one-second window ever
-holds more than the rule allows, whatever the number of workers. A caller over the limit
-is told how long to wait; it re-queues itself for then, it never sleeps.
+Two layers, both per rule and rate:
+
+- **The cap**: a moving window (the `limits` library's sliding log) is exact: no
+  one-second window ever holds more grants than the rule allows, whatever the number of
+  workers. Every call to the remote side takes a slot of it last, right before the
+  request is written.
+- **Pacing**, for bulk work (a sweep, a campaign): grants spaced evenly at
+  `PACE_SHARE` of the rate, in the manner of GCRA (one "next free slot" instant in Redis,
+  on Redis's clock). The cap alone lets a whole second's budget go in one burst, and a
+  burst that reaches the other side after uneven network and scheduling delays can
+  overfill a window there; evenly spaced calls cannot. The share left over is room for
+  interactive calls (an on-demand token refresh) that skip the pacing and take the cap.
+
+Bulk work that finds no slot now either re-queues itself for when one frees (`acquire`),
+or, when a whole queue arrives at once, books a slot ahead (`reserve`) and re-queues
+itself for exactly then, so each task waits once instead of all of them retrying
+together. No caller ever sleeps.
 
 | rule        | setting                | default | protects                        |
 |-------------|------------------------|---------|---------------------------------|
@@ -13,7 +27,9 @@ is told how long to wait; it re-queues itself for then, it never sleeps.
 
 import re
 import time
+from dataclasses import dataclass
 from functools import cache
+from typing import cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -21,8 +37,33 @@ from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from events import redis
+
 _UNITS = {"s": "second", "sec": "second", "m": "minute", "min": "minute", "h": "hour"}
 _RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*")
+
+# Bulk work is paced at this share of the rate: close enough to be "the rate" (within
+# 3 %), far enough below it that calls arriving a little late or early never fill a
+# window past it, with room beside them for interactive calls.
+PACE_SHARE = 0.97
+
+# GCRA's "virtual scheduling" on one key: the instant (µs, Redis clock) of the next free
+# slot. A slot within ARGV[2] µs of now is taken (the key moves one interval on) and its
+# offset returned; otherwise nothing changes and the caller learns how long until one is.
+# `limits` offers no such algorithm, hence these lines.
+_PACE_SCRIPT = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+local interval = tonumber(ARGV[1])
+local ahead = tonumber(ARGV[2])
+local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+if slot - now > ahead then
+    return {0, slot - now - ahead}
+end
+local after = slot + interval
+redis.call('SET', KEYS[1], string.format('%d', after), 'PX', math.ceil((after - now) / 1000) + 1000)
+return {1, slot - now}
+"""
 
 
 def parse_rate(text: str, *, setting: str = "rate") -> RateLimitItem:
@@ -43,8 +84,45 @@ def _limiter(storage_url: str) -> MovingWindowRateLimiter:
     return MovingWindowRateLimiter(storage_from_string(storage_url))
 
 
-def acquire(rule: str, rate: RateLimitItem) -> float:
-    """Take one slot of `rule`; return 0.0 if granted, else seconds until one frees up."""
+@dataclass(frozen=True)
+class Slot:
+    """A paced slot: `held` means it is the caller's, `wait` seconds from now; otherwise
+    none was free close enough, and `wait` says when to ask again."""
+
+    held: bool
+    wait: float
+
+
+def interval(rate: RateLimitItem) -> float:
+    """Seconds between paced grants of `rate`."""
+    return rate.get_expiry() / (rate.amount * PACE_SHARE)
+
+
+def reserve(rule: str, rate: RateLimitItem, *, within: float) -> Slot:
+    """Book the next paced slot of `rule` if it falls within `within` seconds.
+
+    The holder comes back at `wait` and takes the cap (`acquire(..., paced=False)`).
+    """
+    step = interval(rate)
+    key = f"events:pace:{rule}:{rate.amount}/{rate.get_expiry()}"
+    pace = redis.client().register_script(_PACE_SCRIPT)  # cheap; runs by its SHA
+    held, offset = cast(
+        list[int], pace(keys=[key], args=[round(step * 1_000_000), round(within * 1_000_000)])
+    )
+    return Slot(held=bool(held), wait=int(offset) / 1_000_000)
+
+
+def acquire(rule: str, rate: RateLimitItem, *, paced: bool = True) -> float:
+    """Take one slot of `rule` for a call now; 0.0 if granted, else seconds to wait.
+
+    `paced` (bulk work) also takes a paced slot, allowing one interval of lateness to be
+    made up; interactive callers pass `paced=False`, as does the holder of a `reserve`d
+    slot whose time has come.
+    """
+    if paced:
+        slot = reserve(rule, rate, within=interval(rate))
+        if not slot.held:
+            return max(0.001, slot.wait)
     limiter = _limiter(settings.REDIS_URL)
     if limiter.hit(rate, "events", rule):
         return 0.0

@@ -4,18 +4,25 @@ OAuth (authorize URL, code exchange, refresh) goes through Authlib over requests
 calls through a requests session. Every call has a fixed timeout, builds URLs without a
 trailing slash (SumUp rejects them), and fails with `SumUpError`, whose `permanent` flag
 says whether retrying can help. Tokens never appear in an error message or a log line.
+
+Each call gets a fresh session, so no token of one artist lingers in an object the
+next call uses, but all sessions of a process share one pool of kept-alive connections:
+a sweep's thousands of refreshes are not each a TCP and TLS handshake.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from django.conf import settings
+from requests.adapters import HTTPAdapter
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,28 @@ PERMANENT_OAUTH_ERRORS = {
     "invalid_scope",
     "access_denied",
 }
+
+
+POOL_SIZE = 64  # kept-alive connections per process (threads beyond it open their own)
+_pool_lock = threading.Lock()
+_pool: tuple[int, HTTPAdapter] | None = None
+
+
+def _connections() -> HTTPAdapter:
+    """This process's connection pool (made anew in a forked child: sockets are not
+    shared across processes)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE))
+        return _pool[1]
+
+
+def _pooled[S: requests.Session](session: S) -> S:
+    adapter = _connections()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 class SumUpError(Exception):
@@ -114,7 +143,7 @@ def _oauth_session(**kwargs: Any) -> OAuth2Session:
     )
     session.register_compliance_hook("access_token_response", _check_token_response)
     session.register_compliance_hook("refresh_token_response", _check_token_response)
-    return session
+    return _pooled(session)
 
 
 def authorization_url(*, state: str, code_verifier: str) -> str:
@@ -130,11 +159,11 @@ def authorization_url(*, state: str, code_verifier: str) -> str:
 
 
 def _token_call(session: OAuth2Session, method: str, **kwargs: Any) -> dict[str, Any]:
+    # Not closed after use: closing a session closes its adapters, the shared pool.
     try:
-        with session:
-            token = getattr(session, method)(
-                f"{settings.SUMUP_BASE_URL}/token", timeout=TIMEOUT, **kwargs
-            )
+        token = getattr(session, method)(
+            f"{settings.SUMUP_BASE_URL}/token", timeout=TIMEOUT, **kwargs
+        )
     except OAuthError as exc:
         raise _oauth_error(exc) from None
     except requests.RequestException as exc:
@@ -160,6 +189,9 @@ def exchange_code(*, code: str, code_verifier: str) -> dict[str, Any]:
 
 def refresh(*, refresh_token: str) -> dict[str, Any]:
     """Use a refresh token. The answer may or may not carry a new refresh token."""
+    if not refresh_token:
+        # Authlib would fall back to the session's own token; there is none to use.
+        raise SumUpError("no_token", permanent=True, description="no refresh token to use")
     return _token_call(_oauth_session(), "refresh_token", refresh_token=refresh_token)
 
 
@@ -173,7 +205,7 @@ def _api_get(url: str, access_token: str, params: dict[str, Any] | None = None) 
     if not access_token:
         raise SumUpError("no_token", permanent=True, description="no access token to call with")
     try:
-        response = requests.get(
+        response = _pooled(requests.Session()).get(
             url,
             params=params,
             headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},

@@ -3,7 +3,8 @@
 The protocol, for one artist:
 1. claim the row with a conditional UPDATE (nobody else holds an unexpired claim), so
    only one process calls SumUp for this grant at a time;
-2. take a slot of the global SumUp API budget, or give the claim back and wait;
+2. take a slot of the global SumUp API budget's cap, or give the claim back and wait
+   (queued work has booked a paced slot before this: `book_budget_slot`);
 3. call the token endpoint with the refresh token held at claim time;
 4. store the answer with compare-and-swap on (claim, token version): a worker whose claim
    lapsed meanwhile never overwrites a newer token.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,17 +25,19 @@ from typing import Any
 from django.conf import settings
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
+from limits import RateLimitItem
 
 from accounts.models import ArtistProfile, ConnectionStatus
 from accounts.sumup import client, refresh_alerts
 from accounts.sumup.client import SumUpError
 from accounts.sumup.connection import cleared_connection, token_changes
-from events.rate_limits import acquire, parse_rate
+from events import rate_limits
 
 log = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 60  # longer than a token call with its timeouts; a dead worker's claim lapses
 REFRESHABLE = (ConnectionStatus.CONNECTED, ConnectionStatus.ERROR)
+API_RULE = "sumup-api"  # the global budget of calls to SumUp (events.rate_limits)
 
 
 class Outcome(enum.StrEnum):
@@ -52,6 +56,23 @@ class Result:
     outcome: Outcome
     retry_after: float | None = None
     error: str = ""
+
+
+def _budget() -> RateLimitItem:
+    return rate_limits.parse_rate(settings.SUMUP_API_RATE_LIMIT, setting="SUMUP_API_RATE_LIMIT")
+
+
+def book_budget_slot(*, within: float) -> rate_limits.Slot:
+    """For queued refreshes: book the next paced slot of the SumUp budget (see
+    events.rate_limits), so a sweep's refreshes reach SumUp evenly spaced."""
+    return rate_limits.reserve(API_RULE, _budget(), within=within)
+
+
+def booked_slot_usable(at: float) -> bool:
+    """A booked slot is good from its time `at` (epoch seconds) for one pacing interval.
+    A refresh that comes back later books again rather than go out bunched with the
+    ones booked after it."""
+    return time.time() - at <= rate_limits.interval(_budget())
 
 
 def due_profiles(now: Any = None) -> QuerySet[ArtistProfile]:
@@ -123,7 +144,7 @@ def refresh_profile(
     if claimed is None:
         return Result(Outcome.NOT_DUE)
     claim, profile = claimed
-    wait = acquire("sumup-api", parse_rate(settings.SUMUP_API_RATE_LIMIT))
+    wait = rate_limits.acquire(API_RULE, _budget(), paced=False)
     if wait:
         _release(profile_id, claim)
         return Result(Outcome.OVER_BUDGET, retry_after=wait)

@@ -1,0 +1,90 @@
+"""The shared rate limits (events.rate_limits) on the real Redis: the exact cap, the
+paced slots bulk work takes, and slots booked ahead by queued work."""
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from events import rate_limits
+from events.rate_limits import acquire, interval, parse_rate, reserve
+
+
+@pytest.fixture
+def rule():
+    """A rule of its own per test: nothing left by another test counts against it."""
+    return f"test-{uuid.uuid4().hex}"
+
+
+def test_rates_are_read_in_the_forms_the_settings_use():
+    assert parse_rate("20/s").amount == 20
+    assert parse_rate("600/min").get_expiry() == 60
+    assert parse_rate("5/10s").get_expiry() == 10
+    with pytest.raises(ImproperlyConfigured, match="EMAIL_RATE_LIMIT"):
+        parse_rate("fast", setting="EMAIL_RATE_LIMIT")
+
+
+def test_bulk_work_is_paced_a_little_below_the_rate():
+    assert interval(parse_rate("50/s")) == pytest.approx(1 / (50 * rate_limits.PACE_SHARE))
+    assert 0.95 <= rate_limits.PACE_SHARE < 1
+
+
+def test_the_cap_never_grants_more_than_the_rate_in_a_window(rule):
+    rate = parse_rate("5/s")
+    waits = [acquire(rule, rate, paced=False) for _ in range(7)]
+    assert waits[:5] == [0.0] * 5
+    assert all(0 < wait <= 1 for wait in waits[5:])
+
+
+def test_paced_grants_allow_one_interval_of_catch_up_then_space_out(rule):
+    rate = parse_rate("10/s")  # paced slots ~103 ms apart
+    step = interval(rate)
+    first, second, third = (acquire(rule, rate) for _ in range(3))
+    assert (first, second) == (0.0, 0.0), "one slot early is allowed, to make up lateness"
+    assert 0 < third <= step
+    time.sleep(third + 0.01)
+    assert acquire(rule, rate) == 0.0
+
+
+def test_booked_slots_are_evenly_spaced_in_booking_order(rule):
+    rate = parse_rate("20/s")
+    step = interval(rate)
+    slots = [reserve(rule, rate, within=60) for _ in range(10)]
+    assert all(slot.held for slot in slots)
+    gaps = [later.wait - earlier.wait for earlier, later in pairwise(slots)]
+    # Each booking is made a little later than the last, so a gap is an interval less
+    # the time between the two calls.
+    assert all(step - 0.02 < gap <= step + 1e-6 for gap in gaps), gaps
+
+
+def test_a_slot_beyond_the_horizon_is_not_booked_and_says_when_to_ask(rule):
+    rate = parse_rate("10/s")
+    step = interval(rate)
+    booked = [reserve(rule, rate, within=0.5) for _ in range(5)]  # slots at 0 .. ~0.41 s
+    refused = reserve(rule, rate, within=0.5)
+    assert all(slot.held for slot in booked)
+    assert not refused.held
+    assert 0 < refused.wait <= step
+    # Refused, it took nothing: the next booking gets the slot it was refused.
+    later = reserve(rule, rate, within=5)
+    assert later.held and later.wait == pytest.approx(5 * step, abs=0.02)
+
+
+def test_concurrent_bookings_never_share_a_slot(rule):
+    rate = parse_rate("100/s")
+    step = interval(rate)
+    started = time.time()
+
+    def book(_: int) -> float:
+        slot = reserve(rule, rate, within=60)
+        assert slot.held
+        return time.time() + slot.wait
+
+    with ThreadPoolExecutor(8) as pool:
+        instants = sorted(pool.map(book, range(200)))
+    # 200 distinct slots one interval apart span 199 intervals from the first booking.
+    assert instants[-1] - started >= 199 * step - 0.05
+    assert instants[-1] - started <= 199 * step + 0.5
