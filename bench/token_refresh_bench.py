@@ -83,10 +83,9 @@ CLIENT_ID, CLIENT_SECRET = "jersey-events-local", "local-secret"
 
 LATENCY_MS = 50  # the fake's answer time for every token call
 WORKERS = 2
-# The refresh mostly waits (SumUp, PostgreSQL, Redis), so threads overlap those waits in
-# one process without prefork's per-child memory and parent-to-child pipe; measured on
-# 3,000 artists, prefork did fewer refreshes per second for more CPU per refresh.
-POOL, CONCURRENCY = "threads", 16
+# The workers run as the Procfile configures them: the default (prefork) pool with
+# WORKER_CONCURRENCY processes each. Other pools and sizes: --pool, --concurrency.
+POOL, CONCURRENCY = "prefork", int(os.environ.get("WORKER_CONCURRENCY") or 2)
 FAST_RATE, SLOW_RATE = "10000/s", "50/s"
 FULL_ARTISTS, FULL_RATE_ARTISTS = 10_000, 2_000
 QUICK_ARTISTS, QUICK_RATE_ARTISTS = 300, 150
@@ -568,7 +567,7 @@ class Bench:
 
     def worker_env(self, rate_limit: str) -> dict[str, str]:
         # Workers draw database connections from a pool, as production should run them.
-        return {**os.environ, "SUMUP_API_RATE_LIMIT": rate_limit, "DATABASE_POOL": "1"}
+        return {**os.environ, "SUMUP_API_RATE_LIMIT": rate_limit}
 
     def run(
         self, name: str, tag: str, numbers: range, rate_limit: str, budget: BudgetLog | None = None

@@ -1,8 +1,10 @@
 """The Celery app. Configuration comes from Django settings prefixed `CELERY_`."""
 
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "events.settings")
 
@@ -17,3 +19,15 @@ def _schedule(sender: Celery, **kwargs: object) -> None:
     from jobs.schedule import beat_schedule
 
     sender.conf.beat_schedule = beat_schedule()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _recycle_database_connections(sender: "Task[Any, Any] | None" = None, **kwargs: object) -> None:
+    """Per task what Django does per request: drop a connection that failed or outlived
+    DATABASE_CONN_MAX_AGE, keep the others (settings.CELERY_DB_REUSE_MAX says why).
+    A task run eagerly is inside its caller's request or transaction: left alone."""
+    from django.db import close_old_connections
+
+    if sender is None or not getattr(sender.request, "is_eager", False):
+        close_old_connections()

@@ -82,8 +82,9 @@ DATABASES = {
         "DATABASE_URL",
         f"sqlite:///{WEBAPP_DIR / 'db.sqlite3'}",
         # Seconds a connection is kept for reuse (0: one per request or task). Workers
-        # doing many short tasks spend most of their database time connecting without it.
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
+        # doing many short tasks spend most of their database time connecting without it
+        # (a PostgreSQL backend costs more to start than a token refresh does to run).
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
     )
 }
 # DATABASE_POOL=1 (PostgreSQL): a connection pool per process. Celery closes a task's
@@ -140,6 +141,11 @@ CELERY_RESULT_EXPIRES = 60 * 60  # seconds
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)  # seconds
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)  # seconds
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes every database connection (and, under prefork, the whole
+# pool) after each task unless this is set; jobs.celery applies Django's own rule per
+# task instead (close_old_connections), so DATABASE_CONN_MAX_AGE and DATABASE_POOL mean
+# in workers what they mean in the web. The fixup still starts afresh every 1,000 tasks.
+CELERY_DB_REUSE_MAX = 1_000
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # With acks_late, a task whose worker died is redelivered once this many seconds have
 # passed without an ack; it must exceed the longest task's run time (the hard limit).

@@ -96,6 +96,17 @@ def _refreshable() -> QuerySet[ArtistProfile]:
     )
 
 
+# What a refresh reads of the row it claimed: the grant, the version its compare-and-swap
+# checks, and what `token_changes` compares the answer with. Loading only these spares
+# decrypting the access token, which the refresh replaces unread.
+_CLAIMED_FIELDS = (
+    "sumup_refresh_token",
+    "sumup_token_version",
+    "sumup_connected_at",
+    "sumup_merchant_code",
+)
+
+
 def _claim(
     profile_id: int, *, only_if_due: bool, expiring_within: float | None
 ) -> tuple[str, ArtistProfile] | None:
@@ -122,7 +133,7 @@ def _claim(
     )
     if not claimed:
         return None
-    return claim, ArtistProfile.objects.select_related("user").get(pk=profile_id)
+    return claim, ArtistProfile.objects.only(*_CLAIMED_FIELDS).get(pk=profile_id)
 
 
 def _release(profile_id: int, claim: str, **changes: Any) -> int:
