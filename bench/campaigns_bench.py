@@ -11,8 +11,7 @@ Both systems run in one run on this machine, against the same things:
 - the fake Brevo API (campaigns.fake_esp) in its own process on 127.0.0.1, reached
   through anymail's real Brevo backend;
 - 2 worker processes: for campaigns two `celery -A jobs worker --pool threads`, with
-  `DATABASE_POOL=1` (Celery closes a task's database connection after every task; the
-  pool takes it back instead of PostgreSQL opening a new one); for post_office
+  `DATABASE_POOL=1` (one pool per process, which its threads share); for post_office
   `send_queued_mail_until_done(processes=2)` (its default 5 threads per process,
   BATCH_SIZE 100 unless --post-office-batch).
 

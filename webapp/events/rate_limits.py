@@ -6,7 +6,7 @@ Two layers, both per rule and rate:
   one-second window ever holds more grants than the rule allows, whatever the number of
   workers. Every call to the remote side takes a slot of it last, right before the
   request is written.
-- **Pacing**, for bulk work (a sweep, a campaign): grants spaced evenly at
+- **Pacing**, for bulk work (a sweep of token refreshes): grants spaced evenly at
   `PACE_SHARE` of the rate, in the manner of GCRA (one "next free slot" instant in Redis,
   on Redis's clock). The cap alone lets a whole second's budget go in one burst, and a
   burst that reaches the other side after uneven network and scheduling delays can
