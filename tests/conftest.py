@@ -1,6 +1,7 @@
 """Shared fixtures. The suite runs on the real PostgreSQL and Redis; a missing service
 stops the run at once with what to start, rather than skipping tests."""
 
+import gc
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -87,6 +88,10 @@ def project_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[An
         ) as worker,
     ):
         yield worker
+    # The worker's thread kept its database connection between tasks
+    # (DATABASE_CONN_MAX_AGE); the thread is gone, and collecting what it left closes the
+    # connection, so the test database can be dropped.
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)
