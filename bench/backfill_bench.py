@@ -113,7 +113,7 @@ BACKFILL = "sumup_connection_status"
 ACTIVE = ("pending", "running", "paused", "cancelling")
 
 WORKERS = 2
-WORKER_CONCURRENCY = 2  # the Procfile's default
+WORKER_CONCURRENCY = 3  # the Procfile's default
 WEB_WORKERS = 2  # the Procfile's default WEB_CONCURRENCY
 STOP_TIMEOUT_S = 30.0  # TERM, then KILL
 START_TIMEOUT_S = 60.0

@@ -10,8 +10,9 @@ Both systems run in one run on this machine, against the same things:
   start, so no other benchmark is using it; flushed at the end);
 - the fake Brevo API (campaigns.fake_esp) in its own process on 127.0.0.1, reached
   through anymail's real Brevo backend;
-- 2 worker processes: for campaigns two `celery -A jobs worker --pool threads`, with
-  `DATABASE_POOL=1` (one pool per process, which its threads share); for post_office
+- 2 worker processes: for campaigns two `celery -A jobs worker` as the Procfile runs
+  them (prefork, WORKER_CONCURRENCY processes each, 3 by default; --pool, --concurrency;
+  `--pool threads` adds `DATABASE_POOL=1`); for post_office
   `send_queued_mail_until_done(processes=2)` (its default 5 threads per process,
   BATCH_SIZE 100 unless --post-office-batch).
 
@@ -60,6 +61,9 @@ DB_NAME = "bench_campaigns"
 REDIS_URL = "redis://127.0.0.1:6379/8"
 FAKE_PORT = 8791
 WORKERS = 2
+# The workers run as the Procfile configures them: the default (prefork) pool with
+# WORKER_CONCURRENCY processes each. Other pools and sizes: --pool, --concurrency.
+POOL, CONCURRENCY = "prefork", int(os.environ.get("WORKER_CONCURRENCY") or 3)
 CELERY = Path(sys.executable).parent / "celery"
 DEFAULT_RECIPIENTS, QUICK_RECIPIENTS = 10_000, 1_000
 DEFAULT_RATE, QUICK_RATE = "100/s", "50/s"
@@ -193,20 +197,21 @@ class Fake:
 
 
 class Workers:
-    """Two `celery -A jobs worker` processes (threads pool) on the bench database."""
+    """Two `celery -A jobs worker` processes on the bench database."""
 
-    def __init__(self, env: dict[str, str], concurrency: int) -> None:
+    def __init__(self, env: dict[str, str], pool: str, concurrency: int) -> None:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         worker_env = {**os.environ, **env, "DJANGO_SETTINGS_MODULE": "events.settings"}
-        worker_env["DATABASE_POOL"] = "1"
-        worker_env["DATABASE_POOL_MAX_SIZE"] = str(concurrency + 2)
+        if pool == "threads":  # one connection pool per process, which its threads share
+            worker_env["DATABASE_POOL"] = "1"
+            worker_env["DATABASE_POOL_MAX_SIZE"] = str(concurrency + 2)
         worker_env["LOG_LEVEL"] = "INFO"  # the slot log (campaigns.sending) is INFO
         self.names = [f"bench-campaigns-{i}@{os.uname().nodename}" for i in range(WORKERS)]
         self.logs = [LOG_DIR / f"worker-{i}.log" for i in range(WORKERS)]
         self.processes = []
         for name, path in zip(self.names, self.logs, strict=True):
             with path.open("wb") as output:
-                command = [str(CELERY), "-A", "jobs", "worker", "-n", name, "--pool", "threads"]
+                command = [str(CELERY), "-A", "jobs", "worker", "-n", name, "--pool", pool]
                 command += ["--concurrency", str(concurrency), "--loglevel", "INFO"]
                 command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
                 self.processes.append(
@@ -355,7 +360,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--recipients", type=int, default=DEFAULT_RECIPIENTS)
     parser.add_argument("--rate", default=DEFAULT_RATE, help="phase (a)'s limit, e.g. 100/s")
     parser.add_argument("--quick", action="store_true", help="1,000 recipients at 50/s")
-    parser.add_argument("--concurrency", type=int, default=8, help="threads per worker")
+    parser.add_argument("--pool", default=POOL, choices=["prefork", "threads"])
+    parser.add_argument(
+        "--concurrency", type=int, default=CONCURRENCY, help="processes or threads per worker"
+    )
     parser.add_argument("--post-office-batch", type=int, default=100)
     args = parser.parse_args(argv)
     count, rate = args.recipients, args.rate
@@ -373,9 +381,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rate": rate,
         "workers": {
             "processes": WORKERS,
-            "pool": "threads",
-            "threads": args.concurrency,
-            "database_pool": True,
+            "pool": args.pool,
+            "concurrency": args.concurrency,
+            "database_pool": args.pool == "threads",
         },
         "post_office": {"processes": WORKERS, "batch_size": args.post_office_batch},
     }
@@ -390,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         call_command("migrate", verbosity=0)
         seed(count)
         log(f"{count:,} artists seeded; starting {WORKERS} workers")
-        workers = Workers(env, args.concurrency)
+        workers = Workers(env, args.pool, args.concurrency)
         log(f"(a) campaign at {rate}")
         limited = run_campaign(fake, rate=rate, resend=False, count=count)
         limited["most_slots_in_1s"] = most_slots_in_one_second(workers.slots())

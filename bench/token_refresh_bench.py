@@ -16,7 +16,8 @@ What it sets up, and tears down again at the end (also when a step fails):
 Artists are loaded with COPY: each has a real grant minted at the fake (`/_fake/grants`),
 tokens encrypted with `accounts.sumup.crypto.encrypt`, an access token expiring in a
 minute (so the sweep finds it due) and `sumup_last_refresh_at` NULL. Each run enqueues
-through the real sweep (`jobs.token_refresh.run_sweep(exclusive=False)`, in this process)
+through the real sweep (`jobs.token_refresh.run_sweep(exclusive=False)`, in this process,
+with the run's budget, as a beat's worker would run it)
 and waits until every one of its artists has a `sumup_last_refresh_at`.
 
 - Run A: a budget far above need (10000/s). Wall time is from the sweep's start to the
@@ -85,7 +86,7 @@ LATENCY_MS = 50  # the fake's answer time for every token call
 WORKERS = 2
 # The workers run as the Procfile configures them: the default (prefork) pool with
 # WORKER_CONCURRENCY processes each. Other pools and sizes: --pool, --concurrency.
-POOL, CONCURRENCY = "prefork", int(os.environ.get("WORKER_CONCURRENCY") or 2)
+POOL, CONCURRENCY = "prefork", int(os.environ.get("WORKER_CONCURRENCY") or 3)
 FAST_RATE, SLOW_RATE = "10000/s", "50/s"
 FULL_ARTISTS, FULL_RATE_ARTISTS = 10_000, 2_000
 QUICK_ARTISTS, QUICK_RATE_ARTISTS = 300, 150
@@ -589,12 +590,15 @@ class Bench:
         return result
 
     def _measure(self, result: RunResult, numbers: range, workers: WorkerSet) -> None:
+        from django.test import override_settings
+
         from jobs.token_refresh import OUTCOMES_KEY, run_sweep
 
         pids = [process.pid for process in workers.processes]
         cpu_before = cpu_sample(pids, self.fake.process.pid)
         result.started_at = time.time()
-        with SweepSummary() as summary:
+        # The sweep books the refreshes' slots of the budget: with the workers' budget.
+        with SweepSummary() as summary, override_settings(SUMUP_API_RATE_LIMIT=result.rate_limit):
             enqueued = run_sweep(exclusive=False).enqueued
         result.enqueue_seconds = time.time() - result.started_at
         check(sorted(enqueued) == list(numbers), f"the sweep enqueued {len(enqueued)} artists")

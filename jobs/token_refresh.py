@@ -73,9 +73,19 @@ def _claim_batch(limit: int) -> list[int]:
 
 
 def _enqueue(ids: list[int]) -> None:
+    """Queue a refresh per artist, each for the paced slot of the SumUp budget it books
+    here. Booked by the sweep, the slots are in the queue in their order; were each task
+    to book its own when first run, the first slots would fall due while the queue still
+    held the other tasks waiting to book."""
     with refresh_artist.app.producer_or_acquire() as producer:
         for profile_id in ids:
-            refresh_artist.apply_async((profile_id,), producer=producer)
+            slot = refresh.book_budget_slot(within=BOOK_AHEAD)
+            if not slot.held:  # beyond the horizon: the task books when it runs
+                refresh_artist.apply_async((profile_id,), producer=producer)
+                continue
+            booked = (profile_id, 0, False, time.time() + slot.wait)
+            countdown = slot.wait if slot.wait > ON_TIME else 0.0
+            refresh_artist.apply_async(booked, countdown=countdown, producer=producer)
 
 
 def run_sweep(*, exclusive: bool = True) -> SweepReport:
@@ -132,10 +142,10 @@ def refresh_artist(  # type: ignore[no-untyped-def]
 ) -> str:
     """Refresh one artist's SumUp tokens; safe to run twice (see accounts.sumup.refresh).
 
-    It first books a paced slot of the SumUp budget and, unless that slot is now,
-    re-queues itself for it (`booked`: the slot's time, epoch seconds); over the budget's
-    cap or after a transient failure it re-queues itself with a countdown too. It never
-    sleeps.
+    It comes with a paced slot of the SumUp budget booked by the sweep (`booked`: the
+    slot's time, epoch seconds) or books one first and, unless that slot is now,
+    re-queues itself for it; over the budget's cap or after a transient failure it
+    re-queues itself with a countdown too. It never sleeps.
     """
     if refresh_alerts.is_halted() and not probe:
         refresh.finished(profile_id)
@@ -147,10 +157,13 @@ def refresh_artist(  # type: ignore[no-untyped-def]
             self.apply_async((profile_id, attempt, probe, at), countdown=slot.wait)
             redis.client().hincrby(OUTCOMES_KEY, Outcome.OVER_BUDGET.value, 1)
             return Outcome.OVER_BUDGET.value
-    result = refresh.refresh_profile(profile_id, only_if_due=not probe)
+    result = refresh.refresh_profile(profile_id, only_if_due=not probe, bulk=True)
     redis.client().hincrby(OUTCOMES_KEY, result.outcome.value, 1)
     if result.outcome is Outcome.OVER_BUDGET:
-        self.apply_async((profile_id, attempt, probe), countdown=result.retry_after)
+        # The cap had no slot this instant; it says when it will. Coming back then, the
+        # refresh goes as if booked for then, not to the end of the sweep's schedule.
+        wait = result.retry_after or 0.0
+        self.apply_async((profile_id, attempt, probe, time.time() + wait), countdown=wait)
     elif result.outcome is Outcome.RETRY:
         if attempt + 1 >= settings.SUMUP_REFRESH_MAX_ATTEMPTS:
             refresh.give_up(profile_id, result.error)

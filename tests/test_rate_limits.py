@@ -34,19 +34,36 @@ def test_bulk_work_is_paced_a_little_below_the_rate():
 
 def test_the_cap_never_grants_more_than_the_rate_in_a_window(rule):
     rate = parse_rate("5/s")
-    waits = [acquire(rule, rate, paced=False) for _ in range(7)]
+    waits = [acquire(rule, rate) for _ in range(7)]
     assert waits[:5] == [0.0] * 5
     assert all(0 < wait <= 1 for wait in waits[5:])
 
 
-def test_paced_grants_allow_one_interval_of_catch_up_then_space_out(rule):
-    rate = parse_rate("10/s")  # paced slots ~103 ms apart
-    step = interval(rate)
-    first, second, third = (acquire(rule, rate) for _ in range(3))
-    assert (first, second) == (0.0, 0.0), "one slot early is allowed, to make up lateness"
-    assert 0 < third <= step
-    time.sleep(third + 0.01)
+def test_bulk_work_takes_a_share_of_the_rate_and_leaves_the_rest(rule):
+    rate = parse_rate("20/s")
+    share = rate_limits.bulk_share(rate)
+    assert share.amount == 19 and share.get_expiry() == 1
+    bulk = [acquire(rule, rate, bulk=True) for _ in range(20)]
+    assert bulk[:19] == [0.0] * 19
+    assert 0 < bulk[19] <= 1, "the bulk share is spent"
+    # Interactive calls still find the rest of the cap, and no more.
     assert acquire(rule, rate) == 0.0
+    assert acquire(rule, rate) > 0
+
+
+def test_the_bulk_share_rounds_and_never_reaches_zero():
+    amounts = {
+        text: rate_limits.bulk_share(parse_rate(text)).amount
+        for text in ("1/s", "10/s", "50/s", "100/s", "600/min")
+    }
+    assert amounts == {"1/s": 1, "10/s": 10, "50/s": 49, "100/s": 97, "600/min": 582}
+
+
+def test_a_bulk_share_of_the_whole_rate_still_leaves_the_cap_to_others(rule):
+    rate = parse_rate("1/s")  # the share rounds up to the whole rate
+    assert acquire(rule, rate, bulk=True) == 0.0
+    assert acquire(rule, rate, bulk=True) > 0
+    assert acquire(rule, rate) > 0, "one grant in the window: the cap holds for everyone"
 
 
 def test_booked_slots_are_evenly_spaced_in_booking_order(rule):

@@ -320,6 +320,28 @@ def test_over_the_api_budget_the_claim_is_given_back_without_a_call(
     assert reload(artists[2]).sumup_refresh_claim == ""
 
 
+@pytest.mark.django_db
+def test_queued_refreshes_leave_on_demand_ones_a_share_of_the_budget(
+    connected_artist, sumup, settings
+):
+    settings.SUMUP_API_RATE_LIMIT = "20/minute"  # the bulk share: 19 of them
+    queued = [connected_artist() for _ in range(20)]
+    outcomes = [refresh.refresh_profile(a.pk, bulk=True).outcome for a in queued]
+    assert outcomes == [Outcome.REFRESHED] * 19 + [Outcome.OVER_BUDGET]
+
+    on_demand = connected_artist()
+    assert refresh.refresh_profile(on_demand.pk).outcome is Outcome.REFRESHED
+    assert refresh.refresh_profile(connected_artist().pk).outcome is Outcome.OVER_BUDGET
+
+
+def test_a_booked_slot_stays_good_while_its_refresh_waits_behind_others():
+    now = time.time()
+    assert refresh.booked_slot_usable(now - refresh.BOOKED_SLOT_GRACE / 2)
+    assert not refresh.booked_slot_usable(now - refresh.BOOKED_SLOT_GRACE - 1), (
+        "a refresh redelivered long after its slot books again"
+    )
+
+
 # --- the sweep -----------------------------------------------------------------------
 
 

@@ -7,11 +7,11 @@ current `dispatch_token` may feed it, and each tick writes a heartbeat; `kick` s
 new chain (a new token, so an old chain that comes back stops) when none is alive.
 
 Sends are handed out on an even schedule at `PACE` of the campaign's rate (each with
-its own countdown, `dispatch_next_at` carrying the schedule from tick to tick). The
-global limiter (campaigns.sending) is what guarantees the rate; the schedule keeps the
-sends from all arriving at it at once, which would make nearly every one of them wait
-and re-queue, and leaves a little slack in every second for the time between taking a
-slot and the request reaching the provider.
+its own countdown, `dispatch_next_at` carrying the schedule from tick to tick): the
+bulk share that the global limiter grants them (events.rate_limits), which leaves the
+provider's windows a margin for requests that reach it a little late. The limiter
+(campaigns.sending) is what guarantees the rate; the schedule keeps the sends from all
+arriving at it at once, which would make nearly every one of them wait and re-queue.
 
 Only about `LOOKAHEAD_SECONDS` of sends are queued at a time, so pause and cancel act
 within seconds and no countdown ever comes near the broker's visibility timeout (Redis
@@ -33,12 +33,13 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignAction, Recipient
+from events.rate_limits import PACE_SHARE
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 LOOKAHEAD_SECONDS = 2.0  # how far ahead sends are handed out
-PACE = 0.98  # of the campaign's rate: the schedule's share; the limiter holds the rest
+PACE = PACE_SHARE  # of the campaign's rate: the most of it the limiter grants to sends
 MIN_IN_FLIGHT = 10
 UNLIMITED_IN_FLIGHT = 1000  # sends kept queued when the campaign has no rate
 # Sends per task without a rate: fewer tasks, and database connections, per email.
@@ -65,8 +66,8 @@ def per_second(campaign: Campaign) -> float | None:
 
 def batch_size(campaign: Campaign) -> int:
     """Sends per task. A task's sends go back to back, so under a rate a batch is at
-    most the slots the schedule leaves free in a second (2 at 100/s, 1 below it): a
-    bigger bunch would fill the limiter's window and make the schedule wait."""
+    most the slots the schedule leaves below the cap in a second (3 at 100/s, 1 below
+    67/s): a bigger bunch would fill the limiter's window and make the schedule wait."""
     rate = per_second(campaign)
     if rate is None:
         return MAX_BATCH

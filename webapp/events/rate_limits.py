@@ -1,22 +1,24 @@
 """Rate limits shared by every process on every machine, kept in Redis.
 
-Two layers, both per rule and rate:
+Three layers, per rule and rate:
 
 - **The cap**: a moving window (the `limits` library's sliding log) is exact: no
   one-second window ever holds more grants than the rule allows, whatever the number of
   workers. Every call to the remote side takes a slot of it last, right before the
   request is written.
-- **Pacing**, for bulk work (a sweep of token refreshes): grants spaced evenly at
-  `PACE_SHARE` of the rate, in the manner of GCRA (one "next free slot" instant in Redis,
-  on Redis's clock). The cap alone lets a whole second's budget go in one burst, and a
-  burst that reaches the other side after uneven network and scheduling delays can
-  overfill a window there; evenly spaced calls cannot. The share left over is room for
-  interactive calls (an on-demand token refresh) that skip the pacing and take the cap.
+- **The bulk share**: bulk work (a sweep of token refreshes, a campaign's sends) also
+  takes a slot of a second moving window at `PACE_SHARE` of the rate (rounded, at least
+  1). The other side counts requests as they arrive, a few milliseconds after their
+  grant and not all equally late; calls granted right up to the cap can arrive bunched
+  into one of its windows. The share keeps that margin, and leaves interactive calls (an
+  on-demand token refresh) room that a sweep can never take.
+- **Pacing**, for queued bulk work: grants spaced evenly at `PACE_SHARE` of the rate, in
+  the manner of GCRA (one "next free slot" instant in Redis, on Redis's clock). A whole
+  queue arriving at once books a slot each (`reserve`) and re-queues itself for exactly
+  then, so each task waits once instead of all of them retrying together, and the calls
+  go out evenly spaced instead of a window's worth in one burst.
 
-Bulk work that finds no slot now either re-queues itself for when one frees (`acquire`),
-or, when a whole queue arrives at once, books a slot ahead (`reserve`) and re-queues
-itself for exactly then, so each task waits once instead of all of them retrying
-together. No caller ever sleeps.
+No caller ever sleeps: over a limit it is told how long to wait, and re-queues itself.
 
 | rule        | setting                | default | protects                        |
 |-------------|------------------------|---------|---------------------------------|
@@ -25,6 +27,7 @@ together. No caller ever sleeps.
 |             | or a campaign's rate   |         | (campaigns.sending)             |
 """
 
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -42,9 +45,9 @@ from events import redis
 _UNITS = {"s": "second", "sec": "second", "m": "minute", "min": "minute", "h": "hour"}
 _RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*")
 
-# Bulk work is paced at this share of the rate: close enough to be "the rate" (within
-# 3 %), far enough below it that calls arriving a little late or early never fill a
-# window past it, with room beside them for interactive calls.
+# Bulk work is paced at, and capped to, this share of the rate: close enough to be "the
+# rate" (within 3 %), far enough below it that calls arriving a little late or early
+# never fill the other side's window past it, with room beside them for interactive calls.
 PACE_SHARE = 0.97
 
 # GCRA's "virtual scheduling" on one key: the instant (µs, Redis clock) of the next free
@@ -101,7 +104,7 @@ def interval(rate: RateLimitItem) -> float:
 def reserve(rule: str, rate: RateLimitItem, *, within: float) -> Slot:
     """Book the next paced slot of `rule` if it falls within `within` seconds.
 
-    The holder comes back at `wait` and takes the cap (`acquire(..., paced=False)`).
+    The holder comes back at `wait` and takes the caps (`acquire(..., bulk=True)`).
     """
     step = interval(rate)
     key = f"events:pace:{rule}:{rate.amount}/{rate.get_expiry()}"
@@ -112,19 +115,26 @@ def reserve(rule: str, rate: RateLimitItem, *, within: float) -> Slot:
     return Slot(held=bool(held), wait=int(offset) / 1_000_000)
 
 
-def acquire(rule: str, rate: RateLimitItem, *, paced: bool = True) -> float:
+def bulk_share(rate: RateLimitItem) -> RateLimitItem:
+    """The part of `rate` that bulk work may take: `PACE_SHARE` of it, rounded, at least 1."""
+    amount = max(1, math.floor(rate.amount * PACE_SHARE + 0.5))
+    return type(rate)(amount, rate.multiples)
+
+
+def acquire(rule: str, rate: RateLimitItem, *, bulk: bool = False) -> float:
     """Take one slot of `rule` for a call now; 0.0 if granted, else seconds to wait.
 
-    `paced` (bulk work) also takes a paced slot, allowing one interval of lateness to be
-    made up; interactive callers pass `paced=False`, as does the holder of a `reserve`d
-    slot whose time has come.
+    `bulk` work first takes a slot of the bulk share (`bulk_share`); interactive callers
+    take the cap alone.
     """
-    if paced:
-        slot = reserve(rule, rate, within=interval(rate))
-        if not slot.held:
-            return max(0.001, slot.wait)
     limiter = _limiter(settings.REDIS_URL)
-    if limiter.hit(rate, "events", rule):
-        return 0.0
-    reset_at = limiter.get_window_stats(rate, "events", rule).reset_time
-    return max(0.01, reset_at - time.time())
+    # The bulk share has a window of its own (its own key), taken first: refused there,
+    # the call has not touched the cap.
+    windows: list[tuple[RateLimitItem, tuple[str, ...]]] = [(rate, ("events", rule))]
+    if bulk:
+        windows.insert(0, (bulk_share(rate), ("events", rule, "bulk")))
+    for limit, identifiers in windows:
+        if not limiter.hit(limit, *identifiers):
+            reset_at = limiter.get_window_stats(limit, *identifiers).reset_time
+            return max(0.01, reset_at - time.time())
+    return 0.0

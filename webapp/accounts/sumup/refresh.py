@@ -3,8 +3,8 @@
 The protocol, for one artist:
 1. claim the row with a conditional UPDATE (nobody else holds an unexpired claim), so
    only one process calls SumUp for this grant at a time;
-2. take a slot of the global SumUp API budget's cap, or give the claim back and wait
-   (queued work has booked a paced slot before this: `book_budget_slot`);
+2. take a slot of the global SumUp API budget (queued work: of its bulk share, having
+   booked a paced slot before this, `book_budget_slot`), or give the claim back and wait;
 3. call the token endpoint with the refresh token held at claim time;
 4. store the answer with compare-and-swap on (claim, token version): a worker whose claim
    lapsed meanwhile never overwrites a newer token.
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 CLAIM_SECONDS = 60  # longer than a token call with its timeouts; a dead worker's claim lapses
 REFRESHABLE = (ConnectionStatus.CONNECTED, ConnectionStatus.ERROR)
 API_RULE = "sumup-api"  # the global budget of calls to SumUp (events.rate_limits)
+BOOKED_SLOT_GRACE = 2.0  # seconds a booked slot of the budget stays good after its time
 
 
 class Outcome(enum.StrEnum):
@@ -69,10 +70,12 @@ def book_budget_slot(*, within: float) -> rate_limits.Slot:
 
 
 def booked_slot_usable(at: float) -> bool:
-    """A booked slot is good from its time `at` (epoch seconds) for one pacing interval.
-    A refresh that comes back later books again rather than go out bunched with the
-    ones booked after it."""
-    return time.time() - at <= rate_limits.interval(_budget())
+    """A booked slot is good from its time `at` (epoch seconds) for `BOOKED_SLOT_GRACE`
+    seconds: a refresh that waited behind others in a busy worker still takes it (the
+    bulk share's cap bounds any bunching), where booking again would leave its slot
+    unused. One that comes back later still (its worker died and the task was
+    redelivered) books again."""
+    return time.time() - at <= BOOKED_SLOT_GRACE
 
 
 def due_profiles(now: Any = None) -> QuerySet[ArtistProfile]:
@@ -143,19 +146,24 @@ def _release(profile_id: int, claim: str, **changes: Any) -> int:
 
 
 def refresh_profile(
-    profile_id: int, *, only_if_due: bool = True, expiring_within: float | None = None
+    profile_id: int,
+    *,
+    only_if_due: bool = True,
+    expiring_within: float | None = None,
+    bulk: bool = False,
 ) -> Result:
     """Refresh one artist's tokens now, if no one else is. Safe to call twice.
 
     By default only a due connection is refreshed (see `due_profiles`); `expiring_within`
     narrows that to an access token expiring within so many seconds; `only_if_due=False`
-    refreshes any working connection.
+    refreshes any working connection. `bulk` (the sweep's queued refreshes) takes the
+    SumUp budget's bulk share, leaving room for on-demand refreshes.
     """
     claimed = _claim(profile_id, only_if_due=only_if_due, expiring_within=expiring_within)
     if claimed is None:
         return Result(Outcome.NOT_DUE)
     claim, profile = claimed
-    wait = rate_limits.acquire(API_RULE, _budget(), paced=False)
+    wait = rate_limits.acquire(API_RULE, _budget(), bulk=bulk)
     if wait:
         _release(profile_id, claim)
         return Result(Outcome.OVER_BUDGET, retry_after=wait)
