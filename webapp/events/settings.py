@@ -87,8 +87,8 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
     )
 }
-# DATABASE_POOL=1 (PostgreSQL): a connection pool per process. Celery closes a task's
-# connection after every task; with a pool that returns it instead of reconnecting.
+# DATABASE_POOL=1 (PostgreSQL): a connection pool per process, which its threads share
+# (a `--pool threads` worker), instead of a kept connection per thread.
 if env_bool("DATABASE_POOL") and DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django requires it with a pool
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
