@@ -6,12 +6,12 @@ Three layers, per rule and rate:
   one-second window ever holds more grants than the rule allows, whatever the number of
   workers. Every call to the remote side takes a slot of it last, right before the
   request is written.
-- **The bulk share**: bulk work (a sweep of token refreshes, a campaign's sends) also
-  takes a slot of a second moving window at `PACE_SHARE` of the rate (rounded, at least
-  1). The other side counts requests as they arrive, a few milliseconds after their
-  grant and not all equally late; calls granted right up to the cap can arrive bunched
-  into one of its windows. The share keeps that margin, and leaves interactive calls (an
-  on-demand token refresh) room that a sweep can never take.
+- **The bulk share**: bulk work (a sweep of token refreshes, a campaign's sends) is
+  granted a slot of the cap only while its window holds fewer than `PACE_SHARE` of the
+  rate (rounded, at least 1). The other side counts requests as they arrive, a few
+  milliseconds after their grant and not all equally late; calls granted right up to
+  the cap can arrive bunched into one of its windows. The share keeps that margin, and
+  leaves interactive calls (an on-demand token refresh) room a sweep can never take.
 - **Pacing**, for queued bulk work: grants spaced evenly at `PACE_SHARE` of the rate, in
   the manner of GCRA (one "next free slot" instant in Redis, on Redis's clock). A whole
   queue arriving at once books a slot each (`reserve`) and re-queues itself for exactly
@@ -37,7 +37,7 @@ from typing import cast
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from limits import RateLimitItem, parse
-from limits.storage import storage_from_string
+from limits.storage import MovingWindowSupport, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from events import redis
@@ -124,17 +124,16 @@ def bulk_share(rate: RateLimitItem) -> RateLimitItem:
 def acquire(rule: str, rate: RateLimitItem, *, bulk: bool = False) -> float:
     """Take one slot of `rule` for a call now; 0.0 if granted, else seconds to wait.
 
-    `bulk` work first takes a slot of the bulk share (`bulk_share`); interactive callers
-    take the cap alone.
+    Every call counts in the rule's one window; `bulk` work is granted a slot only while
+    the window holds fewer than its share (`bulk_share`), interactive calls up to the
+    whole rate. One window, one timestamp per grant: the share is exact.
     """
-    limiter = _limiter(settings.REDIS_URL)
-    # The bulk share has a window of its own (its own key), taken first: refused there,
-    # the call has not touched the cap.
-    windows: list[tuple[RateLimitItem, tuple[str, ...]]] = [(rate, ("events", rule))]
-    if bulk:
-        windows.insert(0, (bulk_share(rate), ("events", rule, "bulk")))
-    for limit, identifiers in windows:
-        if not limiter.hit(limit, *identifiers):
-            reset_at = limiter.get_window_stats(limit, *identifiers).reset_time
-            return max(0.01, reset_at - time.time())
-    return 0.0
+    limit = bulk_share(rate).amount if bulk else rate.amount
+    expiry = rate.get_expiry()
+    key = rate.key_for("events", rule)
+    window = cast(MovingWindowSupport, _limiter(settings.REDIS_URL).storage)
+    if window.acquire_entry(key, limit, expiry):
+        return 0.0
+    # The oldest of the `limit` newest grants leaving the window frees the next slot.
+    oldest, _count = window.get_moving_window(key, limit, expiry)
+    return max(0.01, oldest + expiry - time.time())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -166,7 +167,10 @@ def refresh_profile(
     wait = rate_limits.acquire(API_RULE, _budget(), bulk=bulk)
     if wait:
         _release(profile_id, claim)
-        return Result(Outcome.OVER_BUDGET, retry_after=wait)
+        # Refused together, waiters would all come back as the one slot frees; spread
+        # over a pacing interval, most find one.
+        spread = random.uniform(0, rate_limits.interval(_budget()))  # noqa: S311 (jitter)
+        return Result(Outcome.OVER_BUDGET, retry_after=wait + spread)
     refresh_token = profile.sumup_refresh_token or ""
     try:
         token = client.refresh(refresh_token=refresh_token)
