@@ -40,6 +40,7 @@ CLAIM_SECONDS = 60  # longer than a token call with its timeouts; a dead worker'
 REFRESHABLE = (ConnectionStatus.CONNECTED, ConnectionStatus.ERROR)
 API_RULE = "sumup-api"  # the global budget of calls to SumUp (events.rate_limits)
 BOOKED_SLOT_GRACE = 2.0  # seconds a booked slot of the budget stays good after its time
+OVER_BUDGET_SPREAD = 1.0  # seconds, at most, added at random to an over-budget wait
 
 
 class Outcome(enum.StrEnum):
@@ -168,8 +169,9 @@ def refresh_profile(
     if wait:
         _release(profile_id, claim)
         # Refused together, waiters would all come back as the one slot frees; spread
-        # over a pacing interval, most find one.
-        spread = random.uniform(0, rate_limits.interval(_budget()))  # noqa: S311 (jitter)
+        # over a pacing interval (at most a second), most find one.
+        spread_over = min(rate_limits.interval(_budget()), OVER_BUDGET_SPREAD)
+        spread = random.uniform(0, spread_over)  # noqa: S311 (jitter, not security)
         return Result(Outcome.OVER_BUDGET, retry_after=wait + spread)
     refresh_token = profile.sumup_refresh_token or ""
     try:
