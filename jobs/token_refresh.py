@@ -14,6 +14,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
@@ -80,12 +81,31 @@ def _enqueue(ids: list[int]) -> None:
     with refresh_artist.app.producer_or_acquire() as producer:
         for profile_id in ids:
             slot = refresh.book_budget_slot(within=BOOK_AHEAD)
-            if not slot.held:  # beyond the horizon: the task books when it runs
-                refresh_artist.apply_async((profile_id,), producer=producer)
-                continue
-            booked = (profile_id, 0, False, time.time() + slot.wait)
-            countdown = slot.wait if slot.wait > ON_TIME else 0.0
-            refresh_artist.apply_async(booked, countdown=countdown, producer=producer)
+            # Beyond the horizon, the task books its slot when it runs.
+            _queue(
+                profile_id,
+                wait=slot.wait if slot.held else 0.0,
+                booked=slot.held,
+                producer=producer,
+            )
+
+
+def _queue(
+    profile_id: int,
+    attempt: int = 0,
+    probe: bool = False,
+    *,
+    wait: float,
+    booked: bool,
+    producer: Any = None,
+) -> None:
+    """Queue a refresh to run `wait` seconds from now; `booked`: as the holder of the
+    budget's slot at that instant (see `refresh.booked_slot_usable`)."""
+    at = time.time() + wait if booked else 0.0
+    countdown = wait if wait > ON_TIME else 0.0
+    refresh_artist.apply_async(
+        (profile_id, attempt, probe, at), countdown=countdown, producer=producer
+    )
 
 
 def run_sweep(*, exclusive: bool = True) -> SweepReport:
@@ -153,8 +173,7 @@ def refresh_artist(  # type: ignore[no-untyped-def]
     if not (booked and refresh.booked_slot_usable(booked)):
         slot = refresh.book_budget_slot(within=BOOK_AHEAD)
         if not slot.held or slot.wait > ON_TIME:
-            at = time.time() + slot.wait if slot.held else 0.0
-            self.apply_async((profile_id, attempt, probe, at), countdown=slot.wait)
+            _queue(profile_id, attempt, probe, wait=slot.wait, booked=slot.held)
             redis.client().hincrby(OUTCOMES_KEY, Outcome.OVER_BUDGET.value, 1)
             return Outcome.OVER_BUDGET.value
     result = refresh.refresh_profile(profile_id, only_if_due=not probe, bulk=True)
@@ -162,8 +181,7 @@ def refresh_artist(  # type: ignore[no-untyped-def]
     if result.outcome is Outcome.OVER_BUDGET:
         # The cap had no slot this instant; it says when it will. Coming back then, the
         # refresh goes as if booked for then, not to the end of the sweep's schedule.
-        wait = result.retry_after or 0.0
-        self.apply_async((profile_id, attempt, probe, time.time() + wait), countdown=wait)
+        _queue(profile_id, attempt, probe, wait=result.retry_after or 0.0, booked=True)
     elif result.outcome is Outcome.RETRY:
         if attempt + 1 >= settings.SUMUP_REFRESH_MAX_ATTEMPTS:
             refresh.give_up(profile_id, result.error)

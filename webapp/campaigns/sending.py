@@ -137,8 +137,7 @@ def send_one(recipient_id: int) -> Result:
 def _gate(rate: RateLimitItem) -> provider.Gate:
     def take_slot() -> float:
         before = time.time()
-        # The dispatcher already spaced the sends out (campaigns.dispatch); pacing them
-        # again here would turn every wait of a few milliseconds into a re-queue.
+        # The sends' share of the rate; the dispatcher has spaced them out already.
         wait = acquire(RATE_RULE, rate, bulk=True)
         if not wait:
             # The limiter stamps the slot between these two instants: an audit trail

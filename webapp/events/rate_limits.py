@@ -38,7 +38,6 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from limits import RateLimitItem, parse
 from limits.storage import MovingWindowSupport, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
 from events import redis
 
@@ -83,8 +82,9 @@ def parse_rate(text: str, *, setting: str = "rate") -> RateLimitItem:
 
 
 @cache
-def _limiter(storage_url: str) -> MovingWindowRateLimiter:
-    return MovingWindowRateLimiter(storage_from_string(storage_url))
+def _moving_windows(storage_url: str) -> MovingWindowSupport:
+    """The `limits` library's moving-window (sliding log) storage in Redis."""
+    return cast(MovingWindowSupport, storage_from_string(storage_url))
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,8 @@ def interval(rate: RateLimitItem) -> float:
 def reserve(rule: str, rate: RateLimitItem, *, within: float) -> Slot:
     """Book the next paced slot of `rule` if it falls within `within` seconds.
 
-    The holder comes back at `wait` and takes the caps (`acquire(..., bulk=True)`).
+    The holder comes back at `wait` and takes a slot of the window
+    (`acquire(..., bulk=True)`).
     """
     step = interval(rate)
     key = f"events:pace:{rule}:{rate.amount}/{rate.get_expiry()}"
@@ -131,7 +132,7 @@ def acquire(rule: str, rate: RateLimitItem, *, bulk: bool = False) -> float:
     limit = bulk_share(rate).amount if bulk else rate.amount
     expiry = rate.get_expiry()
     key = rate.key_for("events", rule)
-    window = cast(MovingWindowSupport, _limiter(settings.REDIS_URL).storage)
+    window = _moving_windows(settings.REDIS_URL)
     if window.acquire_entry(key, limit, expiry):
         return 0.0
     # The oldest of the `limit` newest grants leaving the window frees the next slot.

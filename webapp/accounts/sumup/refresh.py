@@ -165,12 +165,13 @@ def refresh_profile(
     if claimed is None:
         return Result(Outcome.NOT_DUE)
     claim, profile = claimed
-    wait = rate_limits.acquire(API_RULE, _budget(), bulk=bulk)
+    budget = _budget()
+    wait = rate_limits.acquire(API_RULE, budget, bulk=bulk)
     if wait:
         _release(profile_id, claim)
         # Refused together, waiters would all come back as the one slot frees; spread
         # over a pacing interval (at most a second), most find one.
-        spread_over = min(rate_limits.interval(_budget()), OVER_BUDGET_SPREAD)
+        spread_over = min(rate_limits.interval(budget), OVER_BUDGET_SPREAD)
         spread = random.uniform(0, spread_over)  # noqa: S311 (jitter, not security)
         return Result(Outcome.OVER_BUDGET, retry_after=wait + spread)
     refresh_token = profile.sumup_refresh_token or ""
