@@ -707,6 +707,9 @@ class RateFigures:
     overall_per_second: float  # (calls - 1) / (last - first): bursts inflate it
     full_seconds: int
     busiest_window: int  # the most calls in any 1-s window [t, t + 1) starting at a call
+    # How late each call reached this view after its grant (the n-th of each, both sorted):
+    # p50, p99 and max in ms; the spread between them is what can crowd a window.
+    late_ms: tuple[float, float, float] | None = None
 
     @classmethod
     def of(cls, source: str, times: Sequence[float]) -> RateFigures:
@@ -734,6 +737,15 @@ class CallTimes:
     completions: Sequence[float]  # sumup_last_refresh_at: right after each call returned
 
 
+def lateness_ms(grants: Sequence[float], times: Sequence[float]) -> tuple[float, float, float]:
+    """p50, p99 and max of (n-th time - n-th grant), in ms: calls paced ~20 ms apart keep
+    their order between the two, so matching by rank pairs each call with its own grant."""
+    late = sorted((t - g) * 1000 for g, t in zip(grants, times, strict=False))
+    if not late:
+        return float("nan"), float("nan"), float("nan")
+    return late[len(late) // 2], late[min(len(late) - 1, len(late) * 99 // 100)], late[-1]
+
+
 def rate_figures(result: RunResult, times: CallTimes) -> None:
     """The budget's own log is checked hard (never above the limit in any 1-s window);
     arrivals at the fake, what SumUp's limit would count, are reported as a target beside
@@ -742,6 +754,8 @@ def rate_figures(result: RunResult, times: CallTimes) -> None:
     limit = int(result.rate_limit.split("/")[0])
     result.limit_per_second = limit
     at_fake = RateFigures.of("token requests arriving at the fake (checked)", times.arrivals)
+    if len(times.grants) == len(times.arrivals):
+        at_fake.late_ms = lateness_ms(times.grants, times.arrivals)
     result.rate = [
         at_fake,
         RateFigures.of("budget grants (the limiter's log in Redis)", times.grants),
@@ -810,6 +824,12 @@ def run_lines(run: RunResult) -> list[str]:
             f"    busiest 1-s window     {rate.busiest_window:10d} calls"
             f"  (limit {run.limit_per_second})",
         ]
+        if rate.late_ms:
+            p50, p99, worst = rate.late_ms
+            lines.append(
+                f"    after its grant        {p50:10.1f} ms p50, {p99:.1f} ms p99,"
+                f" {worst:.1f} ms max"
+            )
     calls = ", ".join(f"{k} call: {v:,} artists" for k, v in run.calls_per_artist.items())
     lines.append(f"  token calls per artist   {calls}")
     lines.append(

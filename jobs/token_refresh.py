@@ -179,9 +179,11 @@ def refresh_artist(  # type: ignore[no-untyped-def]
     result = refresh.refresh_profile(profile_id, only_if_due=not probe, bulk=True)
     redis.client().hincrby(OUTCOMES_KEY, result.outcome.value, 1)
     if result.outcome is Outcome.OVER_BUDGET:
-        # The cap had no slot this instant; it says when it will. Coming back then, the
-        # refresh goes as if booked for then, not to the end of the sweep's schedule.
-        _queue(profile_id, attempt, probe, wait=result.retry_after or 0.0, booked=True)
+        # Late for its slot, it found the share full. It books a slot of its own again:
+        # coming back at a random instant instead, it would take the slot of another
+        # refresh, late in turn, and on a busy machine that cascade takes over.
+        slot = refresh.book_budget_slot(within=BOOK_AHEAD)
+        _queue(profile_id, attempt, probe, wait=slot.wait, booked=slot.held)
     elif result.outcome is Outcome.RETRY:
         if attempt + 1 >= settings.SUMUP_REFRESH_MAX_ATTEMPTS:
             refresh.give_up(profile_id, result.error)

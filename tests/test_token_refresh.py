@@ -5,7 +5,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import time_machine
@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.models import ArtistProfile, ConnectionStatus
 from accounts.sumup import client, refresh, refresh_alerts, tokens
 from accounts.sumup.refresh import Outcome
-from events import redis
+from events import rate_limits, redis
 from jobs import app, token_refresh
 from sumup_fake import FakeSumUp
 
@@ -402,6 +402,31 @@ def test_a_sweeps_refreshes_reach_sumup_evenly_spaced_not_in_a_burst(
     assert len(done) == 8
     spread = (done[-1] - done[0]).total_seconds()
     assert spread >= 7 * 0.1 - 0.05, f"8 refreshes went out within {spread:.3f} s"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_refresh_that_finds_the_share_full_books_a_slot_again(
+    project_worker, connected_artist, sumup, settings
+):
+    settings.SUMUP_API_RATE_LIMIT = "2/s"  # bulk share 2, paced one a second
+    budget = rate_limits.parse_rate("2/s")
+    profile = connected_artist()
+    filled_at = time.time()
+    assert [rate_limits.acquire(refresh.API_RULE, budget) for _ in range(2)] == [0.0, 0.0]
+
+    token_refresh.refresh_artist.delay(profile.pk, 0, False, time.time())  # due now
+
+    deadline = time.monotonic() + 20
+    while reload(profile).sumup_last_refresh_at is None:
+        assert time.monotonic() < deadline, "the refused refresh never came back"
+        time.sleep(0.05)
+    refreshed_at = reload(profile).sumup_last_refresh_at
+    assert refreshed_at is not None and refreshed_at.timestamp() >= filled_at + 1
+    assert refresh_calls(sumup, profile) == 1
+    outcomes = cast(dict[bytes, bytes], redis.client().hgetall(token_refresh.OUTCOMES_KEY))
+    assert int(outcomes.get(b"over_budget", 0)) >= 1
+    # It came back for a slot it booked: the pacing moved on past it.
+    assert not rate_limits.reserve(refresh.API_RULE, budget, within=0).held
 
 
 @pytest.mark.django_db(transaction=True)

@@ -12,11 +12,15 @@ Three layers, per rule and rate:
   milliseconds after their grant and not all equally late; calls granted right up to
   the cap can arrive bunched into one of its windows. The share keeps that margin, and
   leaves interactive calls (an on-demand token refresh) room a sweep can never take.
-- **Pacing**, for queued bulk work: grants spaced evenly at `PACE_SHARE` of the rate, in
-  the manner of GCRA (one "next free slot" instant in Redis, on Redis's clock). A whole
-  queue arriving at once books a slot each (`reserve`) and re-queues itself for exactly
-  then, so each task waits once instead of all of them retrying together, and the calls
-  go out evenly spaced instead of a window's worth in one burst.
+- **Pacing**, for queued bulk work: grants spaced evenly, one fewer per window than the
+  bulk share, in the manner of GCRA (one "next free slot" instant in Redis, on Redis's
+  clock). A whole queue arriving at once books a slot each (`reserve`) and re-queues
+  itself for exactly then, so each task waits once instead of all of them retrying
+  together, and the calls go out evenly spaced instead of a window's worth in one burst.
+  The one grant to spare is for lateness: a task that takes its slot a little late (its
+  worker was busy) still finds the share not yet full. Paced at the share itself, every
+  window would be full, each late task refused and re-queued, and the re-queued crowding
+  the next slots in turn.
 
 No caller ever sleeps: over a limit it is told how long to wait, and re-queues itself.
 
@@ -97,8 +101,9 @@ class Slot:
 
 
 def interval(rate: RateLimitItem) -> float:
-    """Seconds between paced grants of `rate`."""
-    return rate.get_expiry() / (rate.amount * PACE_SHARE)
+    """Seconds between paced grants of `rate`: a window of it holds one fewer than the
+    bulk share (at least one), so a grant a little late still finds room in the share."""
+    return rate.get_expiry() / max(1, bulk_share(rate).amount - 1)
 
 
 def reserve(rule: str, rate: RateLimitItem, *, within: float) -> Slot:
