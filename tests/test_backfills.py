@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import OperationalError
+from django.db import OperationalError, connection, transaction
 
 from accounts.models import ArtistProfile
 from backfills import control, engine, registry
@@ -150,6 +150,28 @@ def test_a_dry_run_counts_and_times_a_sample_batch_and_changes_nothing(legacy_ar
 
 
 # --- control and audit ----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_counting_the_rows_to_do_keeps_to_one_core(legacy_artists):
+    legacy_artists(30)
+    parallel_workers_seen: list[str] = []
+
+    def note_setting(execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith("SELECT COUNT("):
+            with context["connection"].connection.cursor() as raw:
+                raw.execute("SHOW max_parallel_workers_per_gather")
+                parallel_workers_seen.append(raw.fetchone()[0])
+        return execute(sql, params, many, context)
+
+    with transaction.atomic(), connection.execute_wrapper(note_setting):
+        assert registry.get(NAME).count_to_do() == 30
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW max_parallel_workers_per_gather")
+            after = cursor.fetchone()[0]
+
+    assert parallel_workers_seen == ["0"]
+    assert after != "0", "the caller's transaction gets its own setting back"
 
 
 @pytest.mark.django_db

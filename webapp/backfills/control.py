@@ -48,7 +48,7 @@ def start(
 ) -> BackfillRun:
     """Create a run and set workers on it. Only one run of a backfill may be active."""
     backfill = registry.get(name)
-    total = backfill.rows_to_do().count()
+    total = backfill.count_to_do()
     try:
         with transaction.atomic():
             run = BackfillRun.objects.create(

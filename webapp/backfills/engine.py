@@ -178,7 +178,7 @@ def _batch_failed(run_id: int, generation: int, exc: Exception) -> StepResult:
 
 def dry_run(backfill: registry.Backfill, batch_size: int) -> tuple[int, int, float]:
     """Rows to do, and the rows and milliseconds of one sample batch, rolled back."""
-    to_do = backfill.rows_to_do().count()
+    to_do = backfill.count_to_do()
     with transaction.atomic():
         _set_local_timeouts()
         started = time.perf_counter()
