@@ -48,9 +48,10 @@ from events import redis
 _UNITS = {"s": "second", "sec": "second", "m": "minute", "min": "minute", "h": "hour"}
 _RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*")
 
-# Bulk work is paced at, and capped to, this share of the rate: close enough to be "the
-# rate" (within 3 %), far enough below it that calls arriving a little late or early
-# never fill the other side's window past it, with room beside them for interactive calls.
+# Bulk work is capped to this share of the rate (and paced just below it, `interval`):
+# close enough to be "the rate" (within 3 %), far enough below it that calls arriving a
+# little late or early never fill the other side's window past it, with room beside
+# them for interactive calls.
 PACE_SHARE = 0.97
 
 # GCRA's "virtual scheduling" on one key: the instant (µs, Redis clock) of the next free
