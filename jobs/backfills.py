@@ -5,7 +5,8 @@ broker's visibility timeout and pause/cancel take effect within a batch. Tasks u
 `acks_late` with `reject_on_worker_lost`: a slice whose worker is killed is delivered
 again, which is harmless because every batch checks the run's generation and cursor.
 A run whose worker died without redelivery (or before it was ever picked up) is found by
-`recover`, which beat runs every RECOVER_INTERVAL and each worker runs when it starts.
+`recover`, which beat runs every BACKFILLS_RECOVER_INTERVAL and each worker runs when it
+starts.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from backfills.models import BackfillRun, RunStatus
 log = logging.getLogger(__name__)
 
 SLICE_SECONDS = 20.0  # of batches per task, then the chain continues in a new task
-RECOVER_INTERVAL = 60.0  # seconds, on beat
 RETRY_COUNTDOWN = 5.0  # seconds before retrying a batch that failed
 
 

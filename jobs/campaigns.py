@@ -22,8 +22,6 @@ from celery import shared_task
 from campaigns import dispatch as dispatching
 from campaigns import sending
 
-RECOVER_INTERVAL = 60.0  # seconds between beat's recovery runs
-
 
 @shared_task(
     bind=True,

@@ -1,4 +1,5 @@
-"""The Celery app. Configuration comes from Django settings prefixed `CELERY_`."""
+"""The Celery app. Configuration comes from Django settings prefixed `CELERY_`, beat's
+schedule included (`CELERY_BEAT_SCHEDULE`): plain data, read without loading any model."""
 
 import os
 from typing import Any
@@ -12,13 +13,6 @@ app = Celery(
     "jobs", include=["jobs.health", "jobs.token_refresh", "jobs.backfills", "jobs.campaigns"]
 )
 app.config_from_object("django.conf:settings", namespace="CELERY")
-
-
-@app.on_after_configure.connect
-def _schedule(sender: Celery, **kwargs: object) -> None:
-    from jobs.schedule import beat_schedule
-
-    sender.conf.beat_schedule = beat_schedule()
 
 
 @task_prerun.connect

@@ -1,9 +1,12 @@
-"""Beat's heartbeat: the scheduler itself records in Redis that its loop is running.
+"""Beat's scheduler: django-celery-beat's database schedule, plus a heartbeat in Redis.
 
-Run beat with `celery -A jobs beat --scheduler jobs.heartbeat:HeartbeatScheduler`. The
-heartbeat is written by the beat process on its own tick rather than by a task, so it
-proves the schedule loop is alive even while no worker runs, and a stalled beat cannot
-be hidden by a worker that keeps answering.
+Beat runs with `--scheduler jobs.heartbeat:HeartbeatScheduler` (also the default,
+`CELERY_BEAT_SCHEDULER`). The schedule lives in the database, so staff see and steer it
+in the admin, and each entry records when it last ran. The heartbeat is written by the
+beat process on its own tick rather than by a task, so it proves the schedule loop is
+alive even while no worker runs, and a stalled beat cannot be hidden by a worker that
+keeps answering; when beat started is kept too, so health can give a fresh beat time to
+run each entry once before calling it late.
 """
 
 import logging
@@ -11,13 +14,14 @@ import time
 from typing import Any, cast
 
 import redis
-from celery.beat import PersistentScheduler
+from django_celery_beat.schedulers import DatabaseScheduler
 
 from events import redis as events_redis
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_KEY = "jobs:beat:heartbeat"
+STARTED_KEY = "jobs:beat:started"
 HEARTBEAT_INTERVAL = 30.0  # seconds between writes, and the longest beat sleeps between ticks
 # Kept long past staleness so a probe can still say when beat was last seen.
 HEARTBEAT_TTL = 24 * 3600  # seconds
@@ -32,8 +36,17 @@ def write_heartbeat(client: redis.Redis) -> float:
 
 def read_heartbeat(client: redis.Redis) -> float | None:
     """When beat last wrote its heartbeat (Unix time), or None if it never did."""
+    return _read_time(client, HEARTBEAT_KEY)
+
+
+def read_started(client: redis.Redis) -> float | None:
+    """When the running beat started (Unix time), or None if no beat recorded it."""
+    return _read_time(client, STARTED_KEY)
+
+
+def _read_time(client: redis.Redis, key: str) -> float | None:
     # redis-py types every reply as maybe-awaitable; this sync client returns bytes.
-    raw = cast("bytes | None", client.get(HEARTBEAT_KEY))
+    raw = cast("bytes | None", client.get(key))
     if raw is None:
         return None
     try:
@@ -42,18 +55,22 @@ def read_heartbeat(client: redis.Redis) -> float | None:
         return None
 
 
-class HeartbeatScheduler(PersistentScheduler):
-    """The default file-backed scheduler, plus a heartbeat at most every 30 s."""
+class HeartbeatScheduler(DatabaseScheduler):  # type: ignore[misc]
+    """The database schedule, plus a heartbeat at most every 30 s."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._last_heartbeat: float | None = None
         super().__init__(*args, **kwargs)
+        try:
+            events_redis.client().set(STARTED_KEY, repr(time.time()), ex=HEARTBEAT_TTL)
+        except redis.RedisError as exc:
+            log.warning("beat start time not recorded: %s", exc)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         self._beat()
         # Beat sleeps for whatever tick returns (up to 5 minutes by default); waking at
         # least every interval keeps the heartbeat fresh between scheduled tasks.
-        return min(super().tick(*args, **kwargs), HEARTBEAT_INTERVAL)
+        return min(float(super().tick(*args, **kwargs)), HEARTBEAT_INTERVAL)
 
     def _beat(self) -> None:
         now = time.time()

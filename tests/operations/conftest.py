@@ -18,8 +18,10 @@ import psycopg
 import pytest
 import redis
 from django.conf import settings
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
-from jobs.heartbeat import HEARTBEAT_KEY
+from jobs.heartbeat import HEARTBEAT_KEY, STARTED_KEY, HeartbeatScheduler, write_heartbeat
 
 REPO = Path(__file__).resolve().parents[2]
 MANAGE = REPO / "webapp" / "manage.py"
@@ -175,9 +177,24 @@ def missing_postgres_site(tmp_path: Path) -> Site:
 
 @pytest.fixture
 def heartbeat_redis() -> Iterator[redis.Redis]:
-    """The Redis beat writes its heartbeat to, without a heartbeat before or after."""
+    """The Redis beat writes its heartbeat and start time to, clean before and after."""
     client = redis.Redis.from_url(settings.REDIS_URL)
-    client.delete(HEARTBEAT_KEY)
+    client.delete(HEARTBEAT_KEY, STARTED_KEY)
     yield client
-    client.delete(HEARTBEAT_KEY)
+    client.delete(HEARTBEAT_KEY, STARTED_KEY)
     client.close()
+
+
+@pytest.fixture
+def healthy_beat(heartbeat_redis: redis.Redis, transactional_db: None) -> HeartbeatScheduler:
+    """Beat as it stands a while after it started: the schedule installed by the scheduler
+    itself (committed, so health checks in other threads see it), every entry just run,
+    and a fresh heartbeat."""
+    from jobs import app
+
+    scheduler = HeartbeatScheduler(app=app)
+    PeriodicTask.objects.filter(name__in=settings.CELERY_BEAT_SCHEDULE).update(
+        last_run_at=timezone.now()
+    )
+    write_heartbeat(heartbeat_redis)
+    return scheduler

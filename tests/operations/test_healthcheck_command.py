@@ -11,14 +11,14 @@ from django.core.management import CommandError, call_command
 from jobs.heartbeat import write_heartbeat
 
 
-def test_beat_check_passes_with_a_fresh_heartbeat(heartbeat_redis, capsys):
-    write_heartbeat(heartbeat_redis)
-
+@pytest.mark.django_db(transaction=True)
+def test_beat_check_passes_with_a_fresh_heartbeat_and_schedule(healthy_beat, capsys):
     call_command("healthcheck", "--beat")
 
     out = capsys.readouterr().out
     assert "OK   beat" in out
     assert "last heartbeat" in out
+    assert "OK   schedule" in out
     assert "database" not in out
 
 

@@ -38,7 +38,7 @@ def _checks(response) -> dict[str, dict[str, object]]:
     body = response.json()
     assert set(body) == {"status", "checks"}
     checks: dict[str, dict[str, object]] = body["checks"]
-    assert set(checks) == {"database", "redis", "migrations", "worker", "beat"}
+    assert set(checks) == {"database", "redis", "migrations", "worker", "beat", "schedule"}
     for check in checks.values():
         assert set(check) == {"ok", "detail", "ms"}
         assert isinstance(check["ms"], float)
@@ -47,7 +47,7 @@ def _checks(response) -> dict[str, dict[str, object]]:
 
 @pytest.mark.django_db(transaction=True)
 def test_readyz_is_200_when_a_worker_answers_and_beat_is_fresh(
-    client, project_worker, fresh_heartbeat
+    client, project_worker, healthy_beat
 ):
     response = client.get("/readyz")
 
@@ -60,6 +60,7 @@ def test_readyz_is_200_when_a_worker_answers_and_beat_is_fresh(
     assert checks["migrations"]["detail"] == "all applied"
     assert str(checks["worker"]["detail"]).endswith("answered a ping")
     assert str(checks["beat"]["detail"]).startswith("last heartbeat ")
+    assert checks["schedule"]["detail"] == "every entry scheduled and on time"
     assert response["Cache-Control"].startswith("max-age=0")
 
 

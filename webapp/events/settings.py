@@ -5,6 +5,7 @@ production sets DEBUG off and must then provide SECRET_KEY.
 """
 
 from pathlib import Path
+from typing import Any
 
 import django_stubs_ext
 
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "anymail",
+    "django_celery_beat",
     "accounts",
     "backfills",
     "campaigns",
@@ -154,6 +156,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TIMEZONE = TIME_ZONE
 
+# --- Beat: the periodic work, kept in the database (django-celery-beat) so staff see each
+# entry with its interval and last run in the admin, and can pause or run one from there.
+# Beat writes this schedule to the database when it starts: the intervals below win over
+# an interval edited in the admin; an entry disabled in the admin stays disabled.
+CELERY_BEAT_SCHEDULER = "jobs.heartbeat:HeartbeatScheduler"
+CELERY_BEAT_SYNC_EVERY = 1  # record each entry's last run as it is sent, not minutes later
+CAMPAIGNS_RECOVER_INTERVAL = env_int("CAMPAIGNS_RECOVER_INTERVAL", 60, minimum=1)  # seconds
+BACKFILLS_RECOVER_INTERVAL = env_int("BACKFILLS_RECOVER_INTERVAL", 60, minimum=1)  # seconds
+
 # --- SumUp ---
 SUMUP_CLIENT_ID = env_str("SUMUP_CLIENT_ID")
 SUMUP_CLIENT_SECRET = env_str("SUMUP_CLIENT_SECRET")
@@ -189,6 +200,17 @@ BACKFILL_TARGET_BATCH_MS = env_int("BACKFILL_TARGET_BATCH_MS", 100, minimum=1)
 BACKFILL_PAUSE_MS = env_int("BACKFILL_PAUSE_MS", 0, minimum=0)  # between batches
 # A running backfill whose heartbeat is older than this is restarted by the recovery task.
 BACKFILL_STALE_SECONDS = env_int("BACKFILL_STALE_SECONDS", 120, minimum=1)
+
+# What beat runs, and how often (seconds). Every entry is safe to run from two beats at
+# once; a copy still queued after its interval expires, so a backlog never piles them up.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    name: {"task": task, "schedule": float(every), "options": {"expire_seconds": every}}
+    for name, task, every in [
+        ("sumup-token-refresh-sweep", "jobs.token_refresh.sweep", SUMUP_REFRESH_SWEEP_INTERVAL),
+        ("campaigns-recover", "jobs.campaigns.recover", CAMPAIGNS_RECOVER_INTERVAL),
+        ("backfills-recover", "jobs.backfills.recover", BACKFILLS_RECOVER_INTERVAL),
+    ]
+}
 
 # --- Email ---
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -24,7 +25,8 @@ from django.db import connection, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from jobs import app
-from jobs.heartbeat import HEARTBEAT_INTERVAL, read_heartbeat
+from jobs.heartbeat import HEARTBEAT_INTERVAL, read_heartbeat, read_started
+from operations.schedule import schedule_problems
 
 CHECK_TIMEOUT = 1.5  # seconds a caller waits for one check; all run at once, within 2 s
 CLIENT_TIMEOUT = 1.0  # seconds for a client's connect and each reply, inside the deadline
@@ -101,6 +103,21 @@ def check_beat() -> str:
     return f"last heartbeat {max(age, 0.0):.1f} s ago"
 
 
+def check_schedule() -> str:
+    """Every entry beat must run is scheduled, enabled and on time (operations.schedule)."""
+    client = _redis()
+    try:
+        started = read_started(client)
+    finally:
+        client.close()
+    problems = schedule_problems(
+        datetime.now(UTC), None if started is None else datetime.fromtimestamp(started, UTC)
+    )
+    if problems:
+        raise CheckFailed("; ".join(problems))
+    return "every entry scheduled and on time"
+
+
 def _probe_app() -> Celery:
     """A throwaway Celery app on the project's broker with short timeouts: the shared
     app's pooled connections retry a lost broker for minutes, and a probe must neither
@@ -167,6 +184,15 @@ def beat_check() -> Check:
     return Check("beat", check_beat, target=settings.REDIS_URL)
 
 
+def schedule_check() -> Check:
+    return Check("schedule", check_schedule, target=str(settings.DATABASES["default"]["NAME"]))
+
+
+def beat_checks() -> list[Check]:
+    """Beat's loop is alive, and the schedule it runs is whole and on time."""
+    return [beat_check(), schedule_check()]
+
+
 def worker_check(destination: str | None = None) -> Check:
     target = f"{app.conf.broker_url} {destination or '*'}"
     return Check("worker", partial(check_worker, destination), target=target)
@@ -179,7 +205,7 @@ def web_checks() -> list[Check]:
 
 def readyz_checks() -> list[Check]:
     """The whole deployment: the web's needs, plus a worker to run jobs and beat to plan them."""
-    return [*web_checks(), worker_check(), beat_check()]
+    return [*web_checks(), worker_check(), *beat_checks()]
 
 
 _pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="readiness")

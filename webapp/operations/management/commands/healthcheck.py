@@ -10,7 +10,8 @@ class Command(BaseCommand):
     help = (
         "Run readiness checks and exit non-zero when one fails; for container healthchecks. "
         "Without flags: the web's own needs (database, Redis, migrations). --worker: this "
-        "host's worker (celery@<hostname>) answers a ping. --beat: beat's heartbeat is fresh."
+        "host's worker (celery@<hostname>) answers a ping. --beat: beat's heartbeat is fresh "
+        "and every schedule entry is present, enabled and ran within twice its interval."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -20,7 +21,7 @@ class Command(BaseCommand):
         target.add_argument(
             "--destination", metavar="NODE", help="with --worker: this node name instead"
         )
-        parser.add_argument("--beat", action="store_true", help="check beat's heartbeat")
+        parser.add_argument("--beat", action="store_true", help="check beat and its schedule")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if (options["any"] or options["destination"]) and not options["worker"]:
@@ -32,7 +33,7 @@ class Command(BaseCommand):
                 destination = options["destination"] or readiness.this_host_worker()
             checks.append(readiness.worker_check(destination))
         if options["beat"]:
-            checks.append(readiness.beat_check())
+            checks += readiness.beat_checks()
         results = readiness.run_checks(checks or readiness.web_checks())
         for name, result in results.items():
             mark = self.style.SUCCESS("OK  ") if result.ok else self.style.ERROR("FAIL")
