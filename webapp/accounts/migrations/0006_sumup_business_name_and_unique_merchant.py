@@ -1,9 +1,19 @@
+"""The SumUp business name, and one artist per SumUp merchant.
+
+Non-atomic: the partial unique index is built CONCURRENTLY on PostgreSQL, so writes to
+the artist table go on while it scans. The column keeps its constant default in the
+database (a catalog change on PostgreSQL), so code that predates it can still insert
+artists while a deploy is under way.
+"""
+
 from django.db import migrations, models
 
-from accounts.migration_operations import SetLockTimeout
+from accounts.migration_operations import AddUniqueConstraintConcurrentlyOnPostgres
 
 
 class Migration(migrations.Migration):
+    atomic = False
+
     dependencies = [
         # Not after 0005: these columns must exist while a large table is still being
         # backfilled (0005 refuses until then), or the site could not read artist rows.
@@ -11,16 +21,12 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        # A column with a constant default is a catalog change on PostgreSQL; the partial
-        # unique index holds only linked merchants, but its build scans the table once
-        # while writes wait (about 120 ms per million rows, bench/migrations_bench.py).
-        SetLockTimeout(milliseconds=5000),
         migrations.AddField(
             model_name="artistprofile",
             name="sumup_business_name",
-            field=models.CharField(blank=True, default="", max_length=200),
+            field=models.CharField(blank=True, db_default="", default="", max_length=200),
         ),
-        migrations.AddConstraint(
+        AddUniqueConstraintConcurrentlyOnPostgres(
             model_name="artistprofile",
             constraint=models.UniqueConstraint(
                 condition=models.Q(("sumup_merchant_code__isnull", False)),

@@ -1,7 +1,8 @@
 """Refresh bookkeeping for SumUp tokens.
 
-Columns with constant defaults are catalog changes on PostgreSQL; the sweep's partial
-index is built CONCURRENTLY, so the migration is non-atomic.
+Columns with constant defaults are catalog changes on PostgreSQL, and the defaults stay in
+the database so code that predates them can still insert artists during a deploy; the
+sweep's partial index is built CONCURRENTLY, so the migration is non-atomic.
 """
 
 from django.db import migrations, models
@@ -25,7 +26,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="artistprofile",
             name="sumup_last_error",
-            field=models.CharField(blank=True, default="", max_length=200),
+            field=models.CharField(blank=True, db_default="", default="", max_length=200),
         ),
         migrations.AddField(
             model_name="artistprofile",
@@ -35,7 +36,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="artistprofile",
             name="sumup_refresh_claim",
-            field=models.CharField(blank=True, default="", max_length=36),
+            field=models.CharField(blank=True, db_default="", default="", max_length=36),
         ),
         migrations.AddField(
             model_name="artistprofile",
@@ -50,7 +51,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="artistprofile",
             name="sumup_refresh_failures",
-            field=models.IntegerField(default=0),
+            field=models.IntegerField(db_default=0, default=0),
         ),
         migrations.AddField(
             model_name="artistprofile",
@@ -60,7 +61,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="artistprofile",
             name="sumup_token_version",
-            field=models.IntegerField(default=0),
+            field=models.IntegerField(db_default=0, default=0),
         ),
         AddIndexConcurrentlyOnPostgres(
             model_name="artistprofile",

@@ -119,7 +119,9 @@ class SumUpConnection(models.Model):
     sumup_scope = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     sumup_merchant_code = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
     sumup_connected_at = models.DateTimeField(null=True, blank=True)
-    sumup_business_name = models.CharField(max_length=200, blank=True, default="")
+    # The NOT NULL columns of 0006 and 0007 keep their default in the database too, so
+    # code still running on the older schema during a deploy can insert artists.
+    sumup_business_name = models.CharField(max_length=200, blank=True, default="", db_default="")
     sumup_connection_status = models.CharField(
         max_length=20,
         choices=ConnectionStatus.choices,
@@ -131,12 +133,12 @@ class SumUpConnection(models.Model):
     # new column would make PostgreSQL scan the table under its lock. The version grows
     # with every token write, so a writer that read version N can store its result only
     # if no one else wrote meanwhile.
-    sumup_token_version = models.IntegerField(default=0)
+    sumup_token_version = models.IntegerField(default=0, db_default=0)
     sumup_refresh_token_issued_at = models.DateTimeField(null=True, blank=True)
     sumup_last_refresh_at = models.DateTimeField(null=True, blank=True)
-    sumup_refresh_failures = models.IntegerField(default=0)
-    sumup_last_error = models.CharField(max_length=200, blank=True, default="")
-    sumup_refresh_claim = models.CharField(max_length=36, blank=True, default="")
+    sumup_refresh_failures = models.IntegerField(default=0, db_default=0)
+    sumup_last_error = models.CharField(max_length=200, blank=True, default="", db_default="")
+    sumup_refresh_claim = models.CharField(max_length=36, blank=True, default="", db_default="")
     sumup_refresh_claimed_until = models.DateTimeField(null=True, blank=True)
     sumup_refresh_enqueued_at = models.DateTimeField(null=True, blank=True)
     sumup_lapse_notified_at = models.DateTimeField(null=True, blank=True)

@@ -12,8 +12,11 @@ import campaigns.models
 class Migration(migrations.Migration):
     initial = True
 
+    # Only the tables the foreign keys point at, which exist since accounts.0001: rolling
+    # accounts back past its SumUp migrations must not unapply (drop) the campaigns, their
+    # recipients and the suppression list.
     dependencies = [
-        ("accounts", "0007_sumup_refresh_bookkeeping"),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
