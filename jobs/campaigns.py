@@ -71,4 +71,5 @@ def recover() -> dict[str, Any]:
         "redispatched": report.redispatched,
         "kicked": report.kicked,
         "finished": report.finished,
+        "unstalled": report.unstalled,
     }

@@ -1,17 +1,21 @@
 """The backfill engine on the real SumUp status backfill, in PostgreSQL."""
 
 import time
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
+import time_machine
 from django.conf import settings
 from django.core.management import call_command
 from django.db import OperationalError, connection, transaction
+from django.utils import timezone
 
 from accounts.models import ArtistProfile
 from backfills import control, engine, registry
 from backfills.models import BackfillBatch, BackfillRun, RunStatus
+from jobs.backfills import recover
 
 if TYPE_CHECKING:
     from tests.support.backfills import assert_ledger_covers_each_row_once, nulls
@@ -228,6 +232,120 @@ def test_starting_pausing_and_cancelling_in_the_admin_need_permissions(
     assert "pause_runs" in page.text and "cancel_runs" not in page.text
     progress = client.get(f"/admin/backfills/backfillrun/{run.pk}/progress/").json()
     assert progress["rows_total"] == 5 and progress["status"] == "running"
+
+
+# --- stalls and the ETA in the admin --------------------------------------------------
+
+
+def batches(start: datetime, *seconds: int, rows: int = 100) -> list[dict[str, Any]]:
+    """Recent-batch entries as the engine writes them, one `seconds` after `start` each."""
+    return [
+        {"rows": rows, "ms": 50.0, "at": (start + timedelta(seconds=s)).isoformat()}
+        for s in seconds
+    ]
+
+
+def started_run(name: str, **fields: Any) -> BackfillRun:
+    run = BackfillRun.objects.create(
+        backfill=name,
+        status=RunStatus.RUNNING,
+        generation=1,
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        **fields,
+    )
+    run.events.create(action="start")
+    return run
+
+
+@pytest.mark.django_db
+def test_a_run_without_a_batch_past_the_stale_limit_shows_stalled_with_no_eta(
+    admin_client, settings
+):
+    settings.BACKFILL_STALE_SECONDS = 120
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        start = timezone.now()
+        stuck = started_run("stuck", rows_total=10_000, rows_done=600)
+        healthy = started_run("healthy", rows_total=10_000, rows_done=3_000)
+        BackfillRun.objects.filter(pk=stuck.pk).update(
+            recent_batches=batches(start, 60, 61, 62, 63, 64, 65)
+        )
+        traveller.shift(timedelta(minutes=4))
+        # Recovery restarted it (a new heartbeat, no batch): that is not progress.
+        BackfillRun.objects.filter(pk=stuck.pk).update(heartbeat_at=timezone.now(), generation=2)
+        stuck.events.create(action="recover")
+        traveller.shift(timedelta(minutes=1))
+        now = timezone.now()
+        BackfillRun.objects.filter(pk=healthy.pk).update(
+            recent_batches=batches(now - timedelta(seconds=10), 0, 2, 4, 6, 8, 10),
+            heartbeat_at=now,
+        )
+
+        listing = admin_client.get("/admin/backfills/backfillrun/").text
+        change_page = admin_client.get(f"/admin/backfills/backfillrun/{stuck.pk}/change/").text
+        stuck_now = admin_client.get(f"/admin/backfills/backfillrun/{stuck.pk}/progress/").json()
+        healthy_now = admin_client.get(
+            f"/admin/backfills/backfillrun/{healthy.pk}/progress/"
+        ).json()
+
+    stalled = "Stalled — no progress for 3 min"  # 3 min 55 s since its last batch
+    assert listing.count(stalled) == 1 and stalled in change_page
+    assert {k: stuck_now[k] for k in ("state", "stalled", "no_progress_seconds")} == {
+        "state": stalled,
+        "stalled": True,
+        "no_progress_seconds": 235,
+    }
+    assert stuck_now["eta_seconds"] is None
+    # 500 rows in the 10 s between the first and last batch of the window: 50 rows/s by
+    # the clock, so the 7,000 rows left take 140 s.
+    assert {k: healthy_now[k] for k in ("state", "stalled", "rows_per_second", "eta_seconds")} == {
+        "state": "Running",
+        "stalled": False,
+        "rows_per_second": 50,
+        "eta_seconds": 140,
+    }
+
+
+@pytest.mark.django_db
+def test_a_run_shown_stalled_is_one_the_recovery_task_restarts(settings):
+    settings.BACKFILL_STALE_SECONDS = 120
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        silent = started_run("silent")
+        traveller.shift(timedelta(seconds=60))
+        resumed = started_run("resumed")
+        traveller.shift(timedelta(seconds=61))
+        assert silent.stalled_for() == timedelta(seconds=121)
+        assert resumed.stalled_for() is None
+
+        assert recover() == 1
+
+        silent.refresh_from_db()
+        resumed.refresh_from_db()
+        assert (silent.generation, resumed.generation) == (2, 1)
+        assert silent.events.filter(action="recover").count() == 1
+        # Restarted, yet still without a batch: still stalled, and still counted from
+        # its last progress.
+        assert silent.stalled_for() == timedelta(seconds=121)
+
+
+@pytest.mark.django_db
+def test_only_a_moving_run_has_an_eta_and_an_ended_one_shows_its_average_rate():
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        now = timezone.now()
+        recent = batches(now - timedelta(seconds=4), 0, 2, 4)
+        paused = started_run("paused", rows_total=1_000, recent_batches=recent)
+        BackfillRun.objects.filter(pk=paused.pk).update(status=RunStatus.PAUSED)
+        paused.refresh_from_db()
+        ended = started_run("ended", rows_total=1_000, rows_done=1_000)
+        traveller.shift(timedelta(seconds=40))
+        BackfillRun.objects.filter(pk=ended.pk).update(
+            status=RunStatus.SUCCEEDED, finished_at=timezone.now()
+        )
+        ended.refresh_from_db()
+
+        assert paused.eta_seconds is None and ended.eta_seconds is None
+        assert ended.rows_per_second == 25.0  # 1,000 rows from start to end in 40 s
+        assert ended.state() == "Succeeded"
 
 
 # --- on a real worker -----------------------------------------------------------------

@@ -1,14 +1,19 @@
 """Staff and campaigns in the admin: permissions for each change, the record of who did
-what, the audience count, the preview for any artist, progress and the resend action."""
+what, the audience count, the preview for any artist, progress (its ETA and stalls) and
+the resend action."""
+
+from datetime import datetime, timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
-from campaigns import services
+from campaigns import dispatch, services
 from campaigns.models import Campaign, CampaignAction, Recipient
+from campaigns.progress import progress, stall_after
 
 pytestmark = pytest.mark.django_db
 S = Recipient.Status
@@ -35,7 +40,22 @@ def admin_url(name: str, *args: object) -> str:
 
 
 def draft(**fields) -> Campaign:
-    return services.create(Campaign(name="Reconnect", **fields), actor="test")
+    fields.setdefault("name", "Reconnect")
+    return services.create(Campaign(**fields), actor="test")
+
+
+def running(**fields) -> Campaign:
+    campaign = draft(**fields)
+    services.start(campaign.pk, actor="test")
+    return Campaign.objects.get(pk=campaign.pk)
+
+
+def send(campaign: Campaign, at: datetime, n: int = 1) -> None:
+    """Record n of the campaign's queued recipients as sent at `at`, as a worker would."""
+    ids = list(campaign.recipients.filter(status=S.QUEUED).values_list("pk", flat=True)[:n])
+    Recipient.objects.filter(pk__in=ids).update(
+        status=S.SENT, claimed_at=at, sent_at=at, updated_at=at, message_id="m"
+    )
 
 
 def test_creating_a_campaign_needs_the_add_permission_and_records_who(client, staff, artists):
@@ -163,14 +183,16 @@ def test_the_preview_shows_the_email_as_any_artist_would_get_it(client, staff, m
 
 
 def test_progress_reports_sent_failed_skipped_unknown_and_remaining(client, staff, artists):
-    artists(5)
+    artists(6)
     campaign = draft()
     services.start(campaign.pk, actor="test")
-    first, second, third, fourth, _ = campaign.recipients.all()
-    Recipient.objects.filter(pk=first.pk).update(status=S.SENT, sent_at=timezone.now())
-    Recipient.objects.filter(pk=second.pk).update(status=S.DELIVERED, sent_at=timezone.now())
-    Recipient.objects.filter(pk=third.pk).update(status=S.FAILED)
-    Recipient.objects.filter(pk=fourth.pk).update(status=S.UNKNOWN)
+    first, second, third, fourth, *_ = campaign.recipients.all()
+    now = timezone.now()
+    worked = {"claimed_at": now, "updated_at": now}
+    Recipient.objects.filter(pk=first.pk).update(status=S.SENT, sent_at=now, **worked)
+    Recipient.objects.filter(pk=second.pk).update(status=S.DELIVERED, sent_at=now, **worked)
+    Recipient.objects.filter(pk=third.pk).update(status=S.FAILED, **worked)
+    Recipient.objects.filter(pk=fourth.pk).update(status=S.UNKNOWN, **worked)
     client.force_login(staff())
 
     data = client.get(admin_url("progress_json", campaign.pk)).json()
@@ -179,12 +201,14 @@ def test_progress_reports_sent_failed_skipped_unknown_and_remaining(client, staf
         "sent": 2,
         "failed": 1,
         "unknown": 1,
-        "remaining": 1,
-        "total": 5,
+        "remaining": 2,
+        "total": 6,
     }
     assert data["status"] == "running" and data["configured_rate"] == "10/s"
-    # two sends in the last 10 s: 0.2/s, so the one remaining is due in 5 s
-    assert (data["rate_per_second"], data["eta_seconds"]) == (0.2, 5)
+    assert (data["state"], data["stalled"], data["no_progress_seconds"]) == ("Running", False, None)
+    # Two sends in the last 10 s: 0.2/s. Four recipients done within the first 10 s
+    # (the shortest span the pace is taken over): 0.4/s, so the two left take 5 s.
+    assert (data["rate_per_second"], data["done_per_second"], data["eta_seconds"]) == (0.2, 0.4, 5)
     page = client.get(admin_url("progress", campaign.pk))
     assert page.status_code == 200 and b"Recipients whose outcome is unknown" in page.content
 
@@ -213,3 +237,129 @@ def test_the_resend_action_needs_its_permission_and_touches_only_unknown_outcome
     assert Recipient.objects.get(pk=unknown.pk).status == S.QUEUED
     assert Recipient.objects.get(pk=sent.pk).status == S.SENT
     assert campaign.actions.get(action="resent").user == resender
+
+
+def test_the_eta_comes_from_the_pace_observed_since_the_last_start_not_the_configured_rate(
+    artists,
+):
+    artists(20)
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        campaign = running(rate_limit="10/s")
+        start = timezone.now()
+        for second in (5, 10, 15, 20, 25, 30):
+            send(campaign, start + timedelta(seconds=second))
+        traveller.shift(timedelta(seconds=30))
+        # 6 done in the 30 s since the start: 0.2/s for the 14 left (10/s would say 1 s).
+        now = progress(campaign)
+        assert (now.done_per_second, now.eta_seconds) == (0.2, 70)
+
+        services.pause(campaign.pk, actor="test")
+        traveller.shift(timedelta(minutes=10))
+        services.resume(campaign.pk, actor="test")
+        resumed = timezone.now()
+        send(campaign, resumed + timedelta(seconds=5))
+        send(campaign, resumed + timedelta(seconds=15))
+        traveller.shift(timedelta(seconds=20))
+        # Paced from the resume (2 in 20 s), not dragged down by the ten paused minutes.
+        now = progress(Campaign.objects.get(pk=campaign.pk))
+        assert (now.done_per_second, now.eta_seconds) == (0.1, 120)
+
+
+def test_a_draft_a_paused_or_a_finished_campaign_has_no_eta(artists):
+    artists(2)
+    assert progress(draft()).eta_seconds is None
+
+    paused = running()
+    send(paused, timezone.now())
+    services.pause(paused.pk, actor="test")
+    assert progress(Campaign.objects.get(pk=paused.pk)).eta_seconds is None
+
+    finished = running(name="Finished")
+    send(finished, timezone.now(), n=2)
+    assert dispatch.finish(finished.pk)
+    done = progress(Campaign.objects.get(pk=finished.pk))
+    assert (done.status, done.remaining, done.eta_seconds) == ("done", 0, None)
+
+
+def test_a_campaign_without_progress_past_the_recovery_interval_shows_stalled_with_no_eta(
+    client, staff, artists, settings
+):
+    settings.CAMPAIGNS_RECOVER_INTERVAL = 60
+    artists(4)
+    client.force_login(staff())
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        stuck = running(name="Stuck")
+        send(stuck, timezone.now() + timedelta(seconds=5))
+        healthy = running(name="Healthy")
+        traveller.shift(timedelta(minutes=4))
+        send(healthy, timezone.now() - timedelta(seconds=5))
+
+        listing = client.get(admin_url("changelist")).text
+        stuck_now = client.get(admin_url("progress_json", stuck.pk)).json()
+        healthy_now = client.get(admin_url("progress_json", healthy.pk)).json()
+        change_page = client.get(admin_url("change", stuck.pk)).text
+        progress_page = client.get(admin_url("progress", stuck.pk)).text
+
+    stalled = "Stalled — no progress for 3 min"  # 3 min 55 s since its last send
+    assert listing.count(stalled) == 1 and stalled in change_page and stalled in progress_page
+    assert {k: stuck_now[k] for k in ("stalled", "no_progress_seconds", "eta_seconds")} == {
+        "stalled": True,
+        "no_progress_seconds": 235,
+        "eta_seconds": None,
+    }
+    assert stuck_now["state"] == stalled and stuck_now["status"] == "running"
+    assert (healthy_now["state"], healthy_now["stalled"]) == ("Running", False)
+    assert healthy_now["eta_seconds"] is not None
+
+
+def test_a_campaign_is_stalled_only_past_the_interval_and_with_sends_due(artists, settings):
+    artists(2)
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        campaign = running(rate_limit="10/s")
+        traveller.shift(timedelta(minutes=2))
+
+        settings.CAMPAIGNS_RECOVER_INTERVAL = 180
+        assert not progress(campaign).stalled
+        settings.CAMPAIGNS_RECOVER_INTERVAL = 60
+        assert progress(campaign).stalled
+
+        # Every send left waits out a retry backoff: waiting, not stalled.
+        campaign.recipients.update(next_attempt_at=timezone.now() + timedelta(minutes=1))
+        assert not progress(campaign).stalled
+
+    # A slow rate is given a few of its send intervals (3 at 97% of 1/min: over 3 min).
+    assert stall_after(Campaign(rate_limit="1/m")) > timedelta(minutes=3)
+    assert stall_after(Campaign(rate_limit="10/s")) == timedelta(seconds=60)
+
+
+def test_recovery_hands_out_again_exactly_the_campaigns_the_admin_shows_stalled(
+    artists, settings, django_capture_on_commit_callbacks
+):
+    settings.CAMPAIGNS_RECOVER_INTERVAL = 60
+    artists(3)
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        stuck = running(name="Stuck")
+        healthy = running(name="Healthy")
+        # Both chains look alive and every send was just handed out: nothing but the
+        # stall tells that the stuck one's sends went with a worker.
+        Recipient.objects.update(dispatched_at=timezone.now())
+        traveller.shift(timedelta(seconds=90))
+        Campaign.objects.update(dispatch_heartbeat=timezone.now(), dispatch_token="alive")
+        Recipient.objects.update(dispatched_at=timezone.now())
+        send(healthy, timezone.now() - timedelta(seconds=10))
+        assert progress(stuck).stalled and not progress(healthy).stalled
+
+        with django_capture_on_commit_callbacks() as queued:
+            report = dispatch.recover()
+
+    assert (report.unstalled, report.kicked, report.redispatched) == ([stuck.pk], [], 0)
+    assert len(queued) == 1, "one new dispatch chain, for the stuck campaign"
+    assert not stuck.recipients.exclude(dispatched_at=None).exists()
+    assert healthy.recipients.filter(status=S.QUEUED).exclude(dispatched_at=None).count() == 2
+    stuck.refresh_from_db()
+    assert stuck.dispatch_token != "alive"
+    recovered = stuck.actions.get(action=CampaignAction.Action.RECOVERED)
+    assert recovered.detail == (
+        "no progress for 1 min: 3 send(s) handed out again by a new dispatch chain"
+    )
+    assert not healthy.actions.filter(action=CampaignAction.Action.RECOVERED).exists()

@@ -13,8 +13,12 @@ from backfills.models import BackfillEvent, BackfillRun
 
 
 def _progress(run: BackfillRun) -> dict[str, Any]:
+    stalled = run.stalled_for()
     return {
         "status": run.status,
+        "state": run.state(),
+        "stalled": stalled is not None,
+        "no_progress_seconds": None if stalled is None else int(stalled.total_seconds()),
         "rows_done": run.rows_done,
         "rows_total": run.rows_total,
         "percent": round(run.progress * 100, 1),
@@ -38,11 +42,11 @@ class BackfillEventInline(admin.TabularInline[BackfillEvent, BackfillRun]):
 
 @admin.register(BackfillRun)
 class BackfillRunAdmin(admin.ModelAdmin[BackfillRun]):
-    list_display = ("backfill", "status", "progress_bar", "throughput", "started_by", "created_at")
+    list_display = ("backfill", "state", "progress_bar", "throughput", "started_by", "created_at")
     list_filter = ("status", "backfill")
     readonly_fields = (
         "backfill",
-        "status",
+        "state",
         "progress_bar",
         "throughput",
         "cursor",
@@ -76,6 +80,12 @@ class BackfillRunAdmin(admin.ModelAdmin[BackfillRun]):
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("backfills.cancel_backfillrun")
+
+    @admin.display(description="Status", ordering="status")
+    def state(self, run: BackfillRun) -> str:
+        return format_html(
+            '<span class="backfill-state" data-run="{}">{}</span>', run.pk, run.state()
+        )
 
     @admin.display(description="Progress")
     def progress_bar(self, run: BackfillRun) -> str:

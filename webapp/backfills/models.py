@@ -1,7 +1,13 @@
 """Run state of batched data backfills, kept in the database (the source of truth)."""
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Max
+from django.utils import timezone
+
+from events.durations import roughly
 
 
 class RunStatus(models.TextChoices):
@@ -15,6 +21,11 @@ class RunStatus(models.TextChoices):
 
 
 ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.CANCELLING)
+# Statuses in which a worker chain should be moving the run (what recovery restarts).
+MOVING = (RunStatus.RUNNING, RunStatus.CANCELLING)
+# Events after which a run moves again: the time without progress counts from the latest.
+RESTARTS = ("start", "resume", "retry")
+RATE_WINDOW = timedelta(seconds=60)  # the rate, and so the ETA, come from these batches
 
 
 class BackfillRun(models.Model):
@@ -75,17 +86,66 @@ class BackfillRun(models.Model):
 
     @property
     def rows_per_second(self) -> float:
-        """Throughput over the recent batches (not the lifetime, which pauses distort)."""
-        recent = self.recent_batches[-20:]
-        rows = sum(batch["rows"] for batch in recent)
-        seconds = sum(batch["ms"] for batch in recent) / 1000 + self.pause_ms / 1000 * len(recent)
-        return rows / seconds if seconds > 0 else 0.0
+        """While running, the rows per second of the batches of the last RATE_WINDOW, by
+        the clock (waits between slices count, so the ETA holds); once ended, the average
+        from start to end. Zero when there is nothing to measure."""
+        if self.status in ACTIVE:
+            since = timezone.now() - RATE_WINDOW
+            recent = [
+                (at, batch["rows"])
+                for batch in self.recent_batches
+                if (at := datetime.fromisoformat(batch["at"])) >= since
+            ]
+            if len(recent) < 2:
+                return 0.0
+            # The first batch's rows were done before the span begins.
+            seconds = (recent[-1][0] - recent[0][0]).total_seconds()
+            return sum(rows for _, rows in recent[1:]) / seconds if seconds > 0 else 0.0
+        if self.started_at is None or self.finished_at is None:
+            return 0.0
+        seconds = (self.finished_at - self.started_at).total_seconds()
+        return self.rows_done / seconds if seconds > 0 else 0.0
 
     @property
     def eta_seconds(self) -> float | None:
+        """At the observed rate, for a run that is moving; none when it is pending, paused,
+        stalled or over."""
+        if self.status != RunStatus.RUNNING or self.stalled_for() is not None:
+            return None
         rate = self.rows_per_second
         left = max(0, self.rows_total - self.rows_done)
-        return left / rate if rate > 0 and self.is_active else None
+        return left / rate if rate > 0 else None
+
+    def last_progress_at(self) -> datetime | None:
+        """When the run last moved: its latest batch, or its latest start, resume or retry
+        if later. A recovery restart is not progress, so a run that no worker takes up
+        again still reads as stalled."""
+        restarted = self.events.filter(action__in=RESTARTS).aggregate(at=Max("at"))["at"]
+        last_batch = (
+            datetime.fromisoformat(self.recent_batches[-1]["at"]) if self.recent_batches else None
+        )
+        moments = [at for at in (self.started_at, restarted, last_batch) if at is not None]
+        return max(moments, default=None)
+
+    def stalled_for(self, now: datetime | None = None) -> timedelta | None:
+        """How long a run that should be moving has gone without progress, once that is
+        longer than BACKFILL_STALE_SECONDS: the age at which the recovery task restarts it
+        (recovery goes by the heartbeat, which a restart renews, so every run shown stalled
+        has just been restarted or is restarted on recovery's next round). Else None."""
+        if self.status not in MOVING:
+            return None
+        last = self.last_progress_at()
+        if last is None:
+            return None
+        silent = (now or timezone.now()) - last
+        return silent if silent > timedelta(seconds=settings.BACKFILL_STALE_SECONDS) else None
+
+    def state(self, now: datetime | None = None) -> str:
+        """The status as staff read it, e.g. "Running" or "Stalled — no progress for 4 min"."""
+        stalled = self.stalled_for(now)
+        if stalled is None:
+            return self.get_status_display()
+        return f"Stalled — no progress for {roughly(stalled.total_seconds())}"
 
 
 class BackfillBatch(models.Model):

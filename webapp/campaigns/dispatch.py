@@ -17,6 +17,10 @@ Only about `LOOKAHEAD_SECONDS` of sends are queued at a time, so pause and cance
 within seconds and no countdown ever comes near the broker's visibility timeout (Redis
 redelivers an unacknowledged task after `CELERY_VISIBILITY_TIMEOUT`, 3600 s by default;
 every countdown here is a few seconds, every campaign task's hard time limit a minute).
+
+Sends whose tasks went with a dead worker would wait for that redelivery; beat's
+`recover` hands them out again instead: those unclaimed for `CAMPAIGNS_REDISPATCH_AFTER`,
+and all of a campaign that has stalled (campaigns.progress) under a new chain.
 """
 
 from __future__ import annotations
@@ -28,11 +32,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignAction, Recipient
+from campaigns.progress import progress
+from events.durations import roughly
 from events.rate_limits import PACE_SHARE
 
 log = logging.getLogger(__name__)
@@ -45,7 +52,6 @@ UNLIMITED_IN_FLIGHT = 1000  # sends kept queued when the campaign has no rate
 # Sends per task without a rate: fewer tasks, and database connections, per email.
 MAX_BATCH = 25
 CHAIN_STALE = timedelta(seconds=30)  # a chain silent this long is replaced
-REDISPATCH_AFTER = timedelta(minutes=5)  # a handed-out row still queued is handed out again
 LOST_CLAIM_ERROR = "the worker stopped during the provider call: outcome unknown"
 
 ACTIVE = (Recipient.Status.QUEUED, Recipient.Status.SENDING)
@@ -57,6 +63,12 @@ class Recovery:
     redispatched: int = 0
     kicked: list[int] = field(default_factory=list)
     finished: list[int] = field(default_factory=list)
+    unstalled: list[int] = field(default_factory=list)  # stalled: sends handed out again
+
+
+def redispatch_after() -> timedelta:
+    """A handed-out row still queued after this is handed out again."""
+    return timedelta(seconds=settings.CAMPAIGNS_REDISPATCH_AFTER)
 
 
 def per_second(campaign: Campaign) -> float | None:
@@ -133,7 +145,7 @@ def tick(campaign_id: int, token: str) -> float | None:
 def _hand_out(campaign: Campaign, now: datetime) -> tuple[list[int], list[float]]:
     """The recipients to queue now, and the countdown (seconds) of each."""
     rows = campaign.recipients
-    fresh = now - REDISPATCH_AFTER
+    fresh = now - redispatch_after()
     in_flight = rows.filter(
         Q(status=Recipient.Status.SENDING)
         | Q(status=Recipient.Status.QUEUED, dispatched_at__gte=fresh)
@@ -184,9 +196,17 @@ def finish(campaign_id: int, *, now: datetime | None = None) -> bool:
 
 def recover(now: datetime | None = None) -> Recovery:
     """Beat's safety net: lapsed claims become `unknown`, lost hand-outs are handed out
-    again, and every running campaign with work left has a live chain."""
+    again, every running campaign with work left has a live chain, and a stalled one a
+    new chain with all its sends handed out again."""
     now = now or timezone.now()
     report = Recovery()
+    running: QuerySet[Campaign] = Campaign.objects.filter(status=Campaign.Status.RUNNING)
+    # Judged before the claims below are marked: that marking is not progress.
+    stalled = {
+        campaign.pk: silent
+        for campaign in running.filter(_has_work())
+        if (silent := progress(campaign, now=now).no_progress_seconds) is not None
+    }
     lost = list(
         Recipient.objects.filter(status=Recipient.Status.SENDING, claimed_until__lt=now)
         .values_list("pk", "campaign_id")
@@ -209,16 +229,42 @@ def recover(now: datetime | None = None) -> Recovery:
             )
         log.warning("campaigns: %d send(s) lost with their worker, now unknown", len(lost))
     report.redispatched = Recipient.objects.filter(
-        status=Recipient.Status.QUEUED, dispatched_at__lt=now - REDISPATCH_AFTER
+        status=Recipient.Status.QUEUED, dispatched_at__lt=now - redispatch_after()
     ).update(dispatched_at=None)
-    running: QuerySet[Campaign] = Campaign.objects.filter(status=Campaign.Status.RUNNING)
+    for campaign_id, silent in stalled.items():
+        unstall(campaign_id, silent)
+        report.unstalled.append(campaign_id)
     for campaign_id in running.filter(_has_work()).values_list("pk", flat=True):
-        if kick(campaign_id, now=now):
+        if campaign_id not in stalled and kick(campaign_id, now=now):
             report.kicked.append(campaign_id)
     for campaign_id in running.exclude(_has_work()).values_list("pk", flat=True):
         if finish(campaign_id, now=now):
             report.finished.append(campaign_id)
     return report
+
+
+def unstall(campaign_id: int, silent_seconds: int) -> None:
+    """Hand out again every send of a stalled campaign that was handed out and not
+    claimed, under a new chain: whatever held them (a dead worker's unacknowledged
+    tasks, a chain that stopped) no longer does. A send that still turns up later finds
+    its row claimed or done and does nothing."""
+    with transaction.atomic():
+        again = Recipient.objects.filter(
+            campaign_id=campaign_id, status=Recipient.Status.QUEUED, dispatched_at__isnull=False
+        ).update(dispatched_at=None)
+        restart(campaign_id)
+        CampaignAction.record(
+            campaign_id,
+            CampaignAction.Action.RECOVERED,
+            detail=f"no progress for {roughly(silent_seconds)}: "
+            f"{again} send(s) handed out again by a new dispatch chain",
+        )
+    log.warning(
+        "campaign %s: no progress for %d s, %d send(s) handed out again",
+        campaign_id,
+        silent_seconds,
+        again,
+    )
 
 
 def enqueue_sends(ids: list[int], countdowns: list[float] | None = None, batch: int = 1) -> None:

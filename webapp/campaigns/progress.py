@@ -1,25 +1,54 @@
 """A campaign's progress as staff watch it: counts from the recipient table, the rate
-of the last few seconds, and when it should be done at that rate."""
+of the last few seconds, when it should be done at the pace it keeps, and whether it has
+stalled.
+
+A running campaign with sends due has stalled when no recipient has moved (claimed,
+sent, retried, failed, skipped) for longer than `stall_after`. Beat's recovery hands a
+stalled campaign's sends out again (campaigns.dispatch.recover) and the admin shows it
+with the time since it last moved: both go by `progress` here, so they always agree.
+
+All the figures come from one grouped pass over the campaign's recipients (the pass
+`Campaign.counts` makes, on the campaign/status index) and one over its actions.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.db.models import Count, Max, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from campaigns.models import Campaign, Recipient
+from campaigns.models import Campaign, CampaignAction, Recipient
+from events.durations import roughly
+from events.rate_limits import PACE_SHARE
 
 RATE_WINDOW = timedelta(seconds=10)  # the current rate is measured over this
+# The ETA's pace: recipients done over this window, or since the campaign last started
+# or resumed if that is later (a pause would drag the pace down). Never measured over
+# less than RATE_WINDOW, so the first seconds' few sends do not promise a rate.
+ETA_WINDOW = timedelta(seconds=60)
+# A slow campaign is not stalled between two sends: it may go this many of its send
+# intervals without moving before it counts as stalled.
+STALL_SENDS = 3
 S = Recipient.Status
+A = CampaignAction.Action
 # Every status a row reaches only after the provider accepted its message.
 SENT_OR_LATER = (S.SENT, S.DELIVERED, S.BOUNCED, S.COMPLAINED, S.UNSUBSCRIBED)
+ACTIVE = (S.QUEUED, S.SENDING)
+STARTS = (A.STARTED, A.RESUMED)
+# Actions after which a campaign has work to move again: the time without progress
+# counts from the latest (a recovery is not one: it has not moved anything yet).
+RESTARTS = (*STARTS, A.RESENT, A.REQUEUED)
 
 
 @dataclass(frozen=True)
 class Progress:
     status: str
+    state: str  # the status as staff read it, e.g. "Stalled — no progress for 4 min"
     total: int
     sent: int
     failed: int
@@ -27,9 +56,12 @@ class Progress:
     unknown: int
     remaining: int
     by_status: dict[str, int]
-    rate_per_second: float
+    rate_per_second: float  # sends over the last RATE_WINDOW
+    done_per_second: float  # recipients done, the ETA's pace (see ETA_WINDOW)
     configured_rate: str
     eta_seconds: int | None
+    stalled: bool
+    no_progress_seconds: int | None  # when stalled: since a recipient last moved
 
     @property
     def done_fraction(self) -> float:
@@ -39,18 +71,59 @@ class Progress:
         return {**asdict(self), "done_fraction": round(self.done_fraction, 4)}
 
 
-def progress(campaign: Campaign) -> Progress:
-    counts = campaign.counts()
-    now = timezone.now()
-    recent = campaign.recipients.filter(sent_at__gte=now - RATE_WINDOW).count()
-    rate_now = recent / RATE_WINDOW.total_seconds()
+def stall_after(campaign: Campaign) -> timedelta:
+    """How long a running campaign with sends due may go without moving: beat's
+    recovery interval, or a few send intervals of a slow rate."""
+    seconds = float(settings.CAMPAIGNS_RECOVER_INTERVAL)
+    rate = campaign.rate
+    if rate is not None:
+        seconds = max(seconds, STALL_SENDS * rate.get_expiry() / (rate.amount * PACE_SHARE))
+    return timedelta(seconds=seconds)
+
+
+def progress(campaign: Campaign, *, now: datetime | None = None) -> Progress:
+    now = now or timezone.now()
+    started, restarted = _latest_starts(campaign)
+    since = max(now - ETA_WINDOW, started or campaign.started_at or now - ETA_WINDOW)
+    # A row a worker dealt with was handed out or claimed; one skipped when the campaign
+    # started was neither, and is not a recipient done at the campaign's pace.
+    handled = Q(dispatched_at__isnull=False) | Q(claimed_at__isnull=False)
+    done_since = Q(sent_at__gte=since) | Q(sent_at__isnull=True, updated_at__gte=since)
+    rows = (
+        campaign.recipients.values("status")
+        .annotate(
+            n=Count("pk"),
+            moved_at=Max(Coalesce("sent_at", "updated_at")),
+            done=Count("pk", filter=handled & done_since),
+            sent_now=Count("pk", filter=Q(sent_at__gte=now - RATE_WINDOW)),
+            waiting=Count("pk", filter=Q(next_attempt_at__gt=now)),
+        )
+        .order_by()
+    )
+    counts = dict.fromkeys(S.values, 0)
+    done = sent_now = due = 0
+    moments = [at for at in (campaign.started_at, restarted) if at is not None]
+    for row in rows:
+        status = row["status"]
+        counts[status] = row["n"]
+        sent_now += row["sent_now"]
+        if row["moved_at"] is not None:
+            moments.append(row["moved_at"])
+        if status in ACTIVE:
+            due += row["n"] - (row["waiting"] if status == S.QUEUED else 0)
+        else:
+            done += row["done"]
     remaining = counts[S.QUEUED] + counts[S.SENDING]
-    pace = rate_now
-    if not pace and campaign.status == Campaign.Status.RUNNING and campaign.rate is not None:
-        pace = campaign.rate.amount / campaign.rate.get_expiry()
-    eta = round(remaining / pace) if remaining and pace else (0 if not remaining else None)
+    running = campaign.status == Campaign.Status.RUNNING
+    silent = now - max(moments) if moments else timedelta(0)
+    stalled = running and due > 0 and silent > stall_after(campaign)
+    pace = done / max(now - since, RATE_WINDOW).total_seconds()
+    eta = round(remaining / pace) if running and not stalled and remaining and pace else None
     return Progress(
         status=campaign.status,
+        state=f"Stalled — no progress for {roughly(silent.total_seconds())}"
+        if stalled
+        else campaign.get_status_display(),
         total=sum(counts.values()),
         sent=sum(counts[status] for status in SENT_OR_LATER),
         failed=counts[S.FAILED],
@@ -58,7 +131,19 @@ def progress(campaign: Campaign) -> Progress:
         unknown=counts[S.UNKNOWN],
         remaining=remaining,
         by_status=counts,
-        rate_per_second=round(rate_now, 2),
+        rate_per_second=round(sent_now / RATE_WINDOW.total_seconds(), 2),
+        done_per_second=round(pace, 2),
         configured_rate=campaign.rate_limit or "unlimited",
         eta_seconds=eta,
+        stalled=stalled,
+        no_progress_seconds=int(silent.total_seconds()) if stalled else None,
     )
+
+
+def _latest_starts(campaign: Campaign) -> tuple[datetime | None, datetime | None]:
+    """When the campaign last started or resumed, and last got work to move again."""
+    latest = campaign.actions.aggregate(
+        started=Max("at", filter=Q(action__in=STARTS)),
+        restarted=Max("at", filter=Q(action__in=RESTARTS)),
+    )
+    return latest["started"], latest["restarted"]

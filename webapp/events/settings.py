@@ -98,6 +98,18 @@ if env_bool("DATABASE_POOL") and DATABASES["default"]["ENGINE"].endswith("postgr
         "max_size": env_int("DATABASE_POOL_MAX_SIZE", 20, minimum=1),
         "timeout": 10,
     }
+# SQLite (the local run) has one writer at a time, and the web, beat and every worker
+# process write. WAL lets reads go on beside a write; each transaction takes the write
+# lock at BEGIN, since one that read first cannot wait for it later (SQLite fails it at
+# once with "database is locked"); and a writer waits its turn up to SQLITE_BUSY_TIMEOUT.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20, minimum=1),  # seconds
+            "transaction_mode": "IMMEDIATE",
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -219,6 +231,9 @@ SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 ADMINS = env_list("ADMINS")  # addresses, e.g. "Ops <ops@example.com>"
 # Campaign emails across all workers never exceed this rate (see events/rate_limits.py).
 EMAIL_RATE_LIMIT = env_str("EMAIL_RATE_LIMIT", "10/s")
+# A send handed to the queue that has not been claimed this long is handed out again
+# (its task went with a worker); a stalled campaign's sends are handed out sooner.
+CAMPAIGNS_REDISPATCH_AFTER = env_int("CAMPAIGNS_REDISPATCH_AFTER", 300, minimum=1)  # seconds
 # Optional mailto target offered in List-Unsubscribe beside the one-click https link.
 UNSUBSCRIBE_EMAIL = env_str("UNSUBSCRIBE_EMAIL")
 # Every ANYMAIL_<NAME> variable configures the chosen provider, e.g. ANYMAIL_MAILGUN_API_KEY.

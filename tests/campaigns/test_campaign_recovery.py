@@ -1,0 +1,72 @@
+"""A campaign whose sends went with a dead worker, while its chain still looked alive:
+the admin shows it stalled, and beat's recovery task, on a real worker, resumes it to
+the end with one email per artist."""
+
+import time
+from collections.abc import Callable
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from campaigns import services
+from campaigns.fake_esp import FakeBrevo
+from campaigns.models import Campaign, CampaignAction, Recipient
+from campaigns.progress import progress
+from jobs.campaigns import recover
+
+pytestmark = pytest.mark.django_db(transaction=True)
+DEADLINE = 30.0  # seconds any wait below may take on a slow machine before the test fails
+
+
+def wait_for(condition: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.1)
+
+
+def as_left_by_a_dead_worker(artist_ids: list[int]) -> Campaign:
+    """A running campaign whose every send was handed out to a worker that then died:
+    its chain's heartbeat and its hand-outs are fresh, so neither the chain check nor
+    the re-dispatch of old hand-outs would touch it; only the stall does."""
+    campaign = services.create(Campaign(name="Reconnect", rate_limit=""), actor="test")
+    now = timezone.now()
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status=Campaign.Status.RUNNING,
+        started_at=now,
+        dispatch_token="held-by-the-dead-worker",
+        dispatch_heartbeat=now,
+    )
+    CampaignAction.record(campaign, CampaignAction.Action.STARTED, actor="test")
+    for profile_id in artist_ids:
+        Recipient.objects.create(
+            campaign=campaign, artist_id=profile_id, email=f"{profile_id}@x", dispatched_at=now
+        )
+    return Campaign.objects.get(pk=campaign.pk)
+
+
+def test_a_stalled_campaign_shows_stalled_and_beats_recovery_finishes_it_once_each(
+    project_worker, esp: FakeBrevo, artists, settings, admin_client
+):
+    settings.CAMPAIGNS_RECOVER_INTERVAL = 1  # the stall threshold, in seconds
+    people = artists(6)
+    campaign = as_left_by_a_dead_worker([artist.pk for artist in people])
+
+    wait_for(lambda: progress(campaign).stalled, "the campaign to stall")
+    page = admin_client.get(reverse("admin:campaigns_campaign_changelist")).text
+    assert "Stalled — no progress for 1 s" in page
+    assert esp.state.arrivals == []
+
+    recover.delay()  # what beat sends every CAMPAIGNS_RECOVER_INTERVAL
+    wait_for(
+        lambda: Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.DONE,
+        "the campaign to finish",
+    )
+
+    assert all(esp.state.accepted_for(artist.user.email) == 1 for artist in people)
+    assert campaign.counts()["sent"] == 6
+    recovered = campaign.actions.get(action=CampaignAction.Action.RECOVERED)
+    assert recovered.detail.endswith("6 send(s) handed out again by a new dispatch chain")
+    finished = progress(Campaign.objects.get(pk=campaign.pk))
+    assert (finished.state, finished.stalled, finished.eta_seconds) == ("Done", False, None)
