@@ -22,6 +22,8 @@ def _executable_exists(name: str) -> bool:
 
 def _check_command(argv: list[str]) -> None:
     """Fail unless the program, and the project module or subcommand it names, exist."""
+    if argv[0] == "exec":  # the shell replaces itself with the program
+        argv = argv[1:]
     assert _executable_exists(argv[0]), f"no such program: {argv[0]}"
     if argv[0] == "sh":
         for part in " ".join(argv[2:]).split("&&"):
@@ -49,16 +51,22 @@ def _compose() -> dict[str, Any]:
 
 def test_compose_defines_every_process_with_a_healthcheck():
     services = _compose()["services"]
-    assert set(services) == {"postgres", "redis", "web", "worker", "beat"}
+    assert set(services) == {"postgres", "redis", "release", "web", "worker", "beat"}
     for name, service in services.items():
-        assert service["healthcheck"]["test"], f"{name} has no healthcheck"
+        if name != "release":  # a one-off: it runs, exits 0, and web starts after it
+            assert service["healthcheck"]["test"], f"{name} has no healthcheck"
+    assert services["web"]["depends_on"]["release"] == {
+        "condition": "service_completed_successfully"
+    }
 
 
-@pytest.mark.parametrize("service", ["web", "worker", "beat", "postgres", "redis"])
+@pytest.mark.parametrize("service", ["release", "web", "worker", "beat", "postgres", "redis"])
 def test_every_compose_command_exists_in_the_project(service):
     definition = _compose()["services"][service]
     if "command" in definition:
         _check_command(definition["command"])
+    if "healthcheck" not in definition:
+        return
     test = definition["healthcheck"]["test"]
     if test[0] == "CMD":
         _check_command(test[1:])
@@ -67,11 +75,28 @@ def test_every_compose_command_exists_in_the_project(service):
         _check_command(shlex.split(test[1].replace("$$", "$")))
 
 
-def test_the_procfile_runs_web_worker_beat_and_migrates_on_release():
-    processes = dict(
+def _procfile() -> dict[str, str]:
+    return dict(
         line.split(": ", 1) for line in (REPO / "Procfile").read_text().splitlines() if line
     )
+
+
+def test_the_procfile_runs_web_worker_beat_and_migrates_on_release():
+    processes = _procfile()
     assert set(processes) == {"release", "web", "worker", "beat"}
     for command in processes.values():
         _check_command(shlex.split(command))
     assert processes["release"] == "python webapp/manage.py migrate --noinput"
+
+
+def test_compose_runs_the_procfiles_own_commands():
+    """The two ways to deploy run the same processes: each compose service runs its
+    Procfile line as written, through a shell (compose writes the shell's $ as $$)."""
+    procfile = _procfile()
+    services = _compose()["services"]
+    for name, command in procfile.items():
+        shell, flag, script = services[name]["command"]
+        assert (shell, flag) == ("sh", "-c"), name
+        assert script.replace("$$", "$") == f"exec {command}", name
+    for name in ("web", "worker", "beat"):
+        assert services[name]["restart"] == "unless-stopped", name

@@ -6,6 +6,7 @@ import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import time_machine
@@ -15,7 +16,11 @@ from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
 from jobs.heartbeat import HEARTBEAT_INTERVAL, HeartbeatScheduler, read_heartbeat
-from tests.support.worker_processes import worker_environment
+
+if TYPE_CHECKING:
+    from tests.support.worker_processes import worker_environment
+else:
+    from support.worker_processes import worker_environment
 
 BEAT_START_TIMEOUT = 60  # seconds for a beat subprocess to start and send its entries
 PROCFILE = Path(settings.PROJECT_DIR) / "Procfile"
