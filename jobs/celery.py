@@ -1,11 +1,14 @@
 """The Celery app. Configuration comes from Django settings prefixed `CELERY_`, beat's
-schedule included (`CELERY_BEAT_SCHEDULE`): plain data, read without loading any model."""
+schedule included (`CELERY_BEAT_SCHEDULE`): plain data, read without loading any model.
+Worker and beat log through Django's `LOGGING`, as the web does."""
 
+import logging
+import logging.config
 import os
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import task_postrun, task_prerun
+from celery.signals import setup_logging, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "events.settings")
 
@@ -13,6 +16,20 @@ app = Celery(
     "jobs", include=["jobs.health", "jobs.token_refresh", "jobs.backfills", "jobs.campaigns"]
 )
 app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+@setup_logging.connect
+def _log_as_the_web_does(loglevel: int | None = None, **kwargs: object) -> None:
+    """Worker and beat write where the web writes (LOG_FILE, the console), in its format
+    (LOG_FORMAT) and through its redaction filter (events.logging). A receiver of this
+    signal is what keeps Celery from replacing the root logger's handlers with its own.
+    The level is the more verbose of LOG_LEVEL and the command's --loglevel."""
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+    root = logging.getLogger()
+    if loglevel:
+        root.setLevel(min(root.level, loglevel))
 
 
 @task_prerun.connect

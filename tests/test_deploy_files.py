@@ -13,7 +13,7 @@ from django.core.management import get_commands
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
-IMAGE_TOOLS = {"pg_isready", "redis-cli", "sh"}  # shipped by the service images
+IMAGE_TOOLS = {"pg_isready", "redis-cli", "redis-server", "sh"}  # shipped by the service images
 
 
 def _executable_exists(name: str) -> bool:
@@ -100,3 +100,15 @@ def test_compose_runs_the_procfiles_own_commands():
         assert script.replace("$$", "$") == f"exec {command}", name
     for name in ("web", "worker", "beat"):
         assert services[name]["restart"] == "unless-stopped", name
+
+
+def test_compose_restarts_every_service_and_keeps_redis_on_disk():
+    services = _compose()["services"]
+    for name, service in services.items():
+        expected = "no" if name == "release" else "unless-stopped"
+        assert service["restart"] == expected, name
+    redis = services["redis"]
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--appendfsync") + 1] == "everysec"
+    assert any(volume.endswith(":/data") for volume in redis["volumes"])

@@ -1,10 +1,11 @@
 import json
+import logging
 import subprocess
 import sys
 
 import pytest
 
-from events.logging import REDACTED, build_logging, redact
+from events.logging import REDACTED, RedactSecrets, build_logging, redact
 
 
 @pytest.mark.parametrize(
@@ -57,3 +58,23 @@ def test_the_default_configuration_has_no_file_and_plain_lines():
     assert list(config["handlers"]) == ["console"]
     assert config["handlers"]["console"]["filters"] == ["redact"]
     assert "()" not in config["formatters"]["main"]
+
+
+def test_it_redacts_extra_fields_that_the_json_format_writes():
+    record = logging.LogRecord(
+        "celery.app.trace", logging.INFO, "", 0, "Task %s received", ("t1",), None
+    )
+    record.__dict__["data"] = {
+        "args": "('refresh_token=rt-123456789',)",
+        "kwargs": {"code": "c0de-abcdef"},
+        "n": 3,
+    }
+
+    RedactSecrets().filter(record)
+
+    assert record.getMessage() == "Task t1 received"
+    assert record.__dict__["data"] == {
+        "args": f"('refresh_token={REDACTED}',)",
+        "kwargs": {"code": REDACTED},
+        "n": 3,
+    }

@@ -28,6 +28,7 @@ _PATTERNS = (
     # Fernet ciphertext (our tokens at rest)
     re.compile(r"\bgAAAAA[A-Za-z0-9_-]{40,}={0,2}"),
 )
+_SECRET_KEY = re.compile(rf"(?i)({_SECRET_FIELDS})")  # a field name in structured extras
 _CONFIGURED_SECRETS = ("SUMUP_CLIENT_SECRET", "SECRET_KEY", "SUMUP_TOKEN_KEYS")
 
 
@@ -49,6 +50,26 @@ def redact(text: str) -> str:
     return _PATTERNS[3].sub(REDACTED, text)
 
 
+# What every LogRecord carries; anything else on a record came through `extra=`.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+}
+
+
+def _redact_value(value: object) -> object:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if _SECRET_KEY.fullmatch(str(key)) else _redact_value(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redact_value(item) for item in value]
+    return value
+
+
 class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -57,6 +78,11 @@ class RedactSecrets(logging.Filter):
             message = str(record.msg)
         record.msg = redact(message)
         record.args = ()
+        # The JSON format writes extra fields too: Celery's task lines carry a task's
+        # arguments and return value in `data`.
+        for name, value in list(vars(record).items()):
+            if name not in _RECORD_FIELDS:
+                setattr(record, name, _redact_value(value))
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

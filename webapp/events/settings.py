@@ -161,6 +161,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # in workers what they mean in the web. The fixup still starts afresh every 1,000 tasks.
 CELERY_DB_REUSE_MAX = 1_000
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis's transport, made to reconnect when Redis goes away under a worker instead of
+# exiting on kombu's error closing the lost connection (jobs/broker.py says how).
+CELERY_BROKER_TRANSPORT = "jobs.broker:Transport"
 # With acks_late, a task whose worker died is redelivered once this many seconds have
 # passed without an ack; it must exceed the longest task's run time (the hard limit).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
