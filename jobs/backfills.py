@@ -7,6 +7,11 @@ again, which is harmless because every batch checks the run's generation and cur
 A run whose worker died without redelivery (or before it was ever picked up) is found by
 `recover`, which beat runs every BACKFILLS_RECOVER_INTERVAL and each worker runs when it
 starts.
+
+While the database is out of reach the slice re-queues itself after a countdown that
+doubles from OUTAGE_COUNTDOWN to OUTAGE_COUNTDOWN_CAP: the outage's count travels in the
+task (the database cannot keep it), and the run resumes within seconds of the database's
+return. A countdown that short never comes near the visibility timeout.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
 from celery.signals import worker_ready
@@ -27,6 +33,14 @@ log = logging.getLogger(__name__)
 
 SLICE_SECONDS = 20.0  # of batches per task, then the chain continues in a new task
 RETRY_COUNTDOWN = 5.0  # seconds before retrying a batch that failed
+OUTAGE_COUNTDOWN = 1.0  # seconds before the first try after the database went out of reach
+OUTAGE_COUNTDOWN_CAP = 10.0  # seconds: the longest wait between tries during an outage
+
+
+def outage_countdown(outages: int) -> float:
+    """Seconds before the next try after `outages` tries in a row found no database."""
+    delay: float = min(OUTAGE_COUNTDOWN_CAP, OUTAGE_COUNTDOWN * 2 ** max(0, outages - 1))
+    return delay
 
 
 @shared_task(
@@ -38,8 +52,9 @@ RETRY_COUNTDOWN = 5.0  # seconds before retrying a batch that failed
     time_limit=120,
     soft_time_limit=90,
 )
-def run_slice(self, run_id: int, generation: int) -> str:  # type: ignore[no-untyped-def]
-    """Run batches of one backfill run for up to SLICE_SECONDS, then chain the next slice."""
+def run_slice(self: Any, run_id: int, generation: int, outages: int = 0) -> str:
+    """Run batches of one backfill run for up to SLICE_SECONDS, then chain the next slice.
+    `outages`: how many tries in a row before this one found the database out of reach."""
     deadline = time.monotonic() + SLICE_SECONDS
     while time.monotonic() < deadline:
         result = engine.run_one_batch(run_id, generation)
@@ -48,10 +63,14 @@ def run_slice(self, run_id: int, generation: int) -> str:  # type: ignore[no-unt
         if result.step is engine.Step.RETRY:
             self.apply_async((run_id, generation), countdown=RETRY_COUNTDOWN)
             return str(result.step.value)
-        pause_ms = BackfillRun.objects.values_list("pause_ms", flat=True).get(pk=run_id)
-        if pause_ms:
+        if result.step is engine.Step.UNREACHABLE:
+            self.apply_async(
+                (run_id, generation, outages + 1), countdown=outage_countdown(outages + 1)
+            )
+            return str(result.step.value)
+        if result.pause_ms:
             # The pause between batches is a countdown on the next slice, never a sleep.
-            self.apply_async((run_id, generation), countdown=pause_ms / 1000)
+            self.apply_async((run_id, generation), countdown=result.pause_ms / 1000)
             return "paused_between_batches"
     self.apply_async((run_id, generation))
     return "continued"

@@ -9,13 +9,13 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.core.management import call_command
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from accounts.models import ArtistProfile
 from backfills import control, engine, registry
 from backfills.models import BackfillBatch, BackfillRun, RunStatus
-from jobs.backfills import recover
+from jobs.backfills import OUTAGE_COUNTDOWN_CAP, outage_countdown, recover
 
 if TYPE_CHECKING:
     from tests.support.backfills import assert_ledger_covers_each_row_once, nulls
@@ -110,6 +110,49 @@ def test_a_batch_that_waits_on_a_lock_times_out_halves_and_is_retried(legacy_art
     while engine.run_one_batch(run.pk, 1).step is engine.Step.CONTINUE:
         pass
     assert nulls() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_whose_connection_is_cut_is_not_counted_and_the_next_one_resumes(
+    legacy_artists,
+):
+    legacy_artists(300)
+    run = running(start_inline(batch_size=100))
+    BackfillRun.objects.filter(pk=run.pk).update(target_batch_ms=10**6)
+    assert engine.run_one_batch(run.pk, 1).step is engine.Step.CONTINUE
+    size = BackfillRun.objects.get(pk=run.pk).batch_size
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend,) = cursor.fetchone()
+    database = settings.DATABASES["default"]
+    with psycopg.connect(
+        host=database["HOST"], port=database["PORT"], user=database["USER"], dbname=database["NAME"]
+    ) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [backend])
+
+    result = engine.run_one_batch(run.pk, 1)
+
+    assert result.step is engine.Step.UNREACHABLE
+    assert result.error == "no database connection: OperationalError"
+    close_old_connections()  # what every task does when it starts (jobs.celery)
+    run.refresh_from_db()
+    assert (run.rows_done, run.batch_size, run.failed_attempts) == (100, size, 0), "not counted"
+    assert nulls() == 200
+    while engine.run_one_batch(run.pk, 1).step is engine.Step.CONTINUE:
+        pass
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and nulls() == 0
+    assert_ledger_covers_each_row_once(run, 300)
+
+
+def test_a_slice_waits_seconds_for_the_database_doubling_up_to_a_cap():
+    waits = [outage_countdown(n) for n in range(1, 8)]
+    assert waits == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+    assert (
+        max(waits)
+        == OUTAGE_COUNTDOWN_CAP
+        < settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    )
 
 
 @pytest.mark.django_db

@@ -3,6 +3,7 @@ claim, what each provider answer does to the row, and the message itself."""
 
 from datetime import timedelta
 from email.utils import parseaddr
+from typing import TYPE_CHECKING
 
 import pytest
 from django.utils import timezone
@@ -11,6 +12,11 @@ from accounts.models import ArtistProfile
 from campaigns import dispatch, sending, services
 from campaigns.models import Campaign, CampaignAction, Recipient
 from campaigns.sending import Step
+
+if TYPE_CHECKING:
+    from tests.support.rehearsal import PrivateRedis
+else:
+    from support.rehearsal import PrivateRedis
 
 pytestmark = pytest.mark.django_db
 S = Recipient.Status
@@ -192,6 +198,57 @@ def test_over_the_rate_a_send_is_told_how_long_to_wait_and_sends_nothing(esp, ar
     assert second.artist is not None
     assert second.artist.sumup_lapse_notified_at == second.lapse_mark is not None, "still held"
     assert len(esp.state.arrivals) == 1, "the request was never made"
+
+
+def test_a_limiter_without_redis_sends_nothing_and_queues_the_recipient_again(
+    esp, artists, started, settings
+):
+    (artist,) = artists(1)
+    recipient = only_recipient(started(rate_limit="10/s"))
+    limiter_redis = PrivateRedis()
+    settings.REDIS_URL = limiter_redis.url  # nothing listens there yet: Redis is down
+
+    assert sending.send_one(recipient.pk).step is Step.RETRY
+
+    recipient.refresh_from_db()
+    assert (recipient.status, recipient.attempts) == (S.QUEUED, 0), "back, no attempt used"
+    assert recipient.last_error == "rate limiter unavailable, nothing sent: ConnectionError"
+    assert recipient.next_attempt_at is not None and recipient.next_attempt_at > timezone.now()
+    assert recipient.dispatched_at is None, "the dispatcher hands it out once due"
+    assert esp.state.arrivals == [], "no request was made"
+    artist.refresh_from_db()
+    assert artist.sumup_lapse_notified_at == recipient.lapse_mark is not None, "still held"
+    assert sending.send_one(recipient.pk).step is Step.NOTHING, "not before its backoff"
+
+    with limiter_redis:
+        Recipient.objects.filter(pk=recipient.pk).update(next_attempt_at=timezone.now())
+        assert sending.send_one(recipient.pk).step is Step.SENT
+        assert sending.send_one(recipient.pk).step is Step.NOTHING
+
+    recipient.refresh_from_db()
+    assert (recipient.status, recipient.attempts, recipient.last_error) == (S.SENT, 1, "")
+    assert esp.state.accepted_for(artist.user.email) == 1
+    assert len(esp.state.arrivals) == 1
+
+
+def test_a_limiter_failing_for_longer_than_every_attempt_never_fails_the_recipient(
+    esp, artists, started, settings
+):
+    (artist,) = artists(1)
+    recipient = only_recipient(started(rate_limit="10/s"))
+    limiter_redis = PrivateRedis()
+    settings.REDIS_URL = limiter_redis.url
+
+    for _ in range(sending.MAX_ATTEMPTS + 2):
+        Recipient.objects.filter(pk=recipient.pk).update(next_attempt_at=None)
+        assert sending.send_one(recipient.pk).step is Step.RETRY
+
+    recipient.refresh_from_db()
+    assert (recipient.status, recipient.attempts) == (S.QUEUED, 0)
+    with limiter_redis:
+        Recipient.objects.filter(pk=recipient.pk).update(next_attempt_at=None)
+        assert sending.send_one(recipient.pk).step is Step.SENT
+    assert esp.state.accepted_for(artist.user.email) == 1
 
 
 def test_a_paused_campaign_sends_nothing_until_it_is_resumed(esp, artists, started):

@@ -102,6 +102,20 @@ def pause(run_id: int, *, user: Any = None) -> BackfillRun:
     return _transition(run_id, "pause", user)
 
 
+def pause_all(*, detail: str = "") -> list[int]:
+    """Pause every pending or running run; returns their ids. A restore does this, so no
+    run moves from restored state until staff resume it."""
+    with transaction.atomic():
+        runs = list(
+            BackfillRun.objects.select_for_update().filter(status__in=ALLOWED_FROM["pause"])
+        )
+        for run in runs:
+            run.status = RunStatus.PAUSED
+            run.save(update_fields=["status"])
+            _record(run, "pause", None, detail)
+    return [run.pk for run in runs]
+
+
 def resume(run_id: int, *, user: Any = None) -> BackfillRun:
     return _transition(run_id, "resume", user)
 

@@ -10,6 +10,13 @@ A batch is one short transaction that:
 A redelivered batch therefore finds its range already behind the cursor. A batch that
 times out is rolled back and retried at half the size; one that keeps failing fails the
 run, which resumes from its cursor when retried.
+
+A connection lost mid-batch, or a database out of reach (stopped, restarting, the
+network gone), is no fault of the batch and may leave nothing to record a failure with:
+the batch answers UNREACHABLE with nothing written, and the caller tries again after a
+short backoff without counting it as a failed attempt. Whatever the lost
+connection did or did not commit, the cursor and the rows moved together, so the batch
+after the outage starts exactly where the database says the run is.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import logging
 import time
 from dataclasses import dataclass
 
-from django.db import DatabaseError, connection, transaction
+import psycopg
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from backfills import registry
@@ -33,6 +41,9 @@ MAX_BATCH = 50_000  # rows
 MAX_ATTEMPTS = 3  # failures of one batch before the run fails
 RECENT_BATCHES = 50  # timings kept on the run for rows/s and the ETA
 LOCK_TIMEOUT_MS = 2_000
+# SQLSTATE classes of a connection that is gone: 08 (connection exception) and 57P
+# (the server shutting down, crashed, or not yet accepting connections).
+_CONNECTION_LOST_STATES = ("08", "57P")
 STATEMENT_TIMEOUT_MS = 5_000
 
 
@@ -41,6 +52,7 @@ class Step(enum.Enum):
     DONE = "done"  # the run finished (succeeded, failed verification, or was cancelled)
     STOP = "stop"  # not ours to run: paused, cancelled elsewhere, or a newer generation
     RETRY = "retry"  # the batch failed and was rolled back; try again later
+    UNREACHABLE = "unreachable"  # the database is out of reach: nothing recorded; try again
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class StepResult:
     rows: int = 0
     ms: float = 0.0
     error: str = ""
+    pause_ms: int = 0  # the run's pause before its next batch, as read with this one
 
 
 def next_batch_size(current: int, elapsed_ms: float, target_ms: int) -> int:
@@ -77,6 +90,17 @@ def _apply_range(
 
 def run_one_batch(run_id: int, generation: int) -> StepResult:
     """Do the next batch of a running run, if `generation` still owns it."""
+    try:
+        return _run_one_batch(run_id, generation)
+    except (OperationalError, InterfaceError) as exc:
+        # The connection is gone, or the failure could not be recorded without one.
+        log.warning(
+            "backfill run %s: no database connection (%s), will retry", run_id, type(exc).__name__
+        )
+        return StepResult(Step.UNREACHABLE, error=f"no database connection: {type(exc).__name__}")
+
+
+def _run_one_batch(run_id: int, generation: int) -> StepResult:
     started = time.perf_counter()
     try:
         with transaction.atomic():
@@ -97,11 +121,25 @@ def run_one_batch(run_id: int, generation: int) -> StepResult:
                 run=run, low=low if low is not None else 0, high=high, rows=rows, ms=elapsed_ms
             )
             _record_batch(run, high, rows, elapsed_ms)
+            pause_ms = run.pause_ms
     except (DatabaseError, LookupError) as exc:
+        if _connection_lost(exc):
+            raise  # not the batch's fault: not counted, and maybe nothing to record it with
         return _batch_failed(run_id, generation, exc)
     if high is None:
         return _complete(run_id, generation, rows, elapsed_ms)
-    return StepResult(Step.CONTINUE, rows=rows, ms=elapsed_ms)
+    return StepResult(Step.CONTINUE, rows=rows, ms=elapsed_ms, pause_ms=pause_ms)
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether `exc` says the connection is gone (the server stopped, restarted or cut
+    it, or never answered) rather than that the batch failed on it (a timeout, a lock)."""
+    if isinstance(exc, InterfaceError):
+        return True
+    cause = exc.__cause__ if isinstance(exc, OperationalError) else None
+    if not isinstance(cause, psycopg.OperationalError):
+        return False
+    return cause.sqlstate is None or cause.sqlstate.startswith(_CONNECTION_LOST_STATES)
 
 
 def _record_batch(run: BackfillRun, high: int | None, rows: int, elapsed_ms: float) -> None:
@@ -157,7 +195,8 @@ def _finish(run: BackfillRun, status: str) -> None:
 
 
 def _batch_failed(run_id: int, generation: int, exc: Exception) -> StepResult:
-    """Rolled back: halve the batch (a timeout often means it was too big), maybe fail."""
+    """Rolled back: halve the batch (a timeout often means it was too big), maybe fail.
+    Raises the database's error when the failure cannot be recorded."""
     error = f"{type(exc).__name__}: {exc}"[:2000]
     with transaction.atomic():
         run = BackfillRun.objects.select_for_update().get(pk=run_id)

@@ -3,25 +3,22 @@
 One connection per worker thread, kept open so its HTTP session is reused, with a fixed
 timeout; `send` never raises, it answers what became of the message:
 
-| provider answer                                            | outcome   |
-|------------------------------------------------------------|-----------|
 | provider answer                                          | outcome   | then           |
 |----------------------------------------------------------|-----------|----------------|
 | accepted                                                 | `SENT`    | recorded       |
 | 429, 408, 5xx, SES throttling; connection refused or     | `RETRY`   | not sent: try  |
-| connect timeout (the request never left)                 |           | again, backoff |
+| connect timeout (the request never left); the backend    |           | again, backoff |
+| could not be set up                                      |           |                |
 | read timeout, connection dropped mid-request, the task's | `UNKNOWN` | may have gone: |
 | time limit, anything unexpected inside the call          |           | staff decide   |
 | any other 4xx, every recipient refused, a bad address    | `FAILED`  | recorded       |
 
+`UNKNOWN` is only ever the answer to a request that may have reached the provider: the
+caller takes its slot of the rate (campaigns.sending) before calling `send`, so a limiter
+that fails has made no request and is never mistaken for one.
+
 A retry carries the same idempotency key (Brevo's `idempotencyKey`, the only one anymail
 passes through), so a provider that did act on a 5xx drops the repeat.
-
-The slot of the global rate is taken by `send`'s `gate`, and for anymail's HTTP backends
-by the session's transport adapter, as the very last step before the request is written:
-everything else (rendering, anymail building the payload) happens before, so the time
-from slot to the provider's door is about a socket write, and the provider sees the rate
-the limiter granted. Over the rate the request is not made (`OVER_RATE`).
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -40,7 +36,6 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
 log = logging.getLogger(__name__)
@@ -57,11 +52,6 @@ class Outcome(enum.StrEnum):
     RETRY = "retry"
     UNKNOWN = "unknown"
     FAILED = "failed"
-    OVER_RATE = "over_rate"  # no slot of the rate: nothing was sent; wait `retry_after`
-
-
-# Takes one slot of the rate: 0.0 when granted, else the seconds until one frees up.
-Gate = Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -75,25 +65,6 @@ class Answer:
 _local = threading.local()
 
 
-class _OverRate(Exception):
-    def __init__(self, wait: float) -> None:
-        super().__init__(f"over the rate for {wait:.3f} s")
-        self.wait = wait
-
-
-class _GatedAdapter(HTTPAdapter):
-    """Takes the pending slot of the rate right before the request goes on the wire."""
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
-        gate: Gate | None = getattr(_local, "gate", None)
-        if gate is not None:
-            _local.gate = None  # one slot per message: anymail makes one request per send
-            wait = gate()
-            if wait:
-                raise _OverRate(wait)
-        return super().send(request, *args, **kwargs)
-
-
 def _connection() -> BaseEmailBackend:
     # Settings can change under tests; a worker's never do, so this opens once.
     key = hash((settings.EMAIL_BACKEND, repr(sorted(settings.ANYMAIL.items()))))
@@ -105,11 +76,6 @@ def _connection() -> BaseEmailBackend:
     timeout = float(settings.ANYMAIL.get("REQUESTS_TIMEOUT", PROVIDER_TIMEOUT))
     connection = get_connection(timeout=timeout)
     connection.open()
-    session = getattr(connection, "session", None)
-    if isinstance(session, requests.Session):
-        adapter = _GatedAdapter()
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
     _local.connection = (key, connection)
     return connection
 
@@ -131,24 +97,15 @@ def idempotency_headers(key: str) -> dict[str, str]:
     return {}
 
 
-def send(message: EmailMessage, gate: Gate | None = None) -> Answer:
-    """Hand one message to the provider, after taking a slot from `gate`; never raises
-    (see the module's table)."""
+def send(message: EmailMessage) -> Answer:
+    """Hand one message to the provider; never raises (see the module's table)."""
     try:
         connection = _connection()
     except Exception as exc:  # e.g. a missing ANYMAIL_* setting: nothing left
         log.error("the email backend could not be set up: %s", type(exc).__name__)
         return Answer(Outcome.RETRY, error=f"email backend not usable: {type(exc).__name__}")
-    if gate is not None and not isinstance(getattr(connection, "session", None), requests.Session):
-        wait = gate()  # a backend without an HTTP session: the slot is taken here
-        if wait:
-            return Answer(Outcome.OVER_RATE, retry_after=wait)
-        gate = None
-    _local.gate = gate
     try:
         connection.send_messages([message])
-    except _OverRate as exc:
-        return Answer(Outcome.OVER_RATE, retry_after=exc.wait)
     except AnymailAPIError as exc:
         return _classify(exc)
     except (AnymailError, ValueError) as exc:  # refused recipients, bad address, bad data
@@ -157,8 +114,6 @@ def send(message: EmailMessage, gate: Gate | None = None) -> Answer:
         log.warning("email provider call ended without an answer: %s", type(exc).__name__)
         close()
         return Answer(Outcome.UNKNOWN, error=f"no answer: {type(exc).__name__}")
-    finally:
-        _local.gate = None
     status = getattr(message, "anymail_status", None)
     message_id = status.message_id if status is not None else None
     if isinstance(message_id, set):

@@ -7,15 +7,18 @@ The protocol, for one recipient row:
    status='queued' AND attempts=<as read>`. Exactly one process wins; a redelivered or
    duplicated task finds the row claimed, sent or finished and stops. In the same
    transaction the artist is held for this lapse (campaigns.audience), or skipped;
-3. render the message; campaigns.provider takes a slot of the global email rate (rule
-   `email`, at the campaign's rate) as the last step before the request is written, so
-   the provider sees the rate the limiter granted. Over the rate nothing is sent, the
-   claim is handed back and the task re-queues itself for when a slot frees;
+3. render the message, then take a slot of the global email rate (rule `email`, at the
+   campaign's rate): before the provider's request is built, so that whatever happens
+   here is known to have sent nothing. Over the rate the claim is handed back and the
+   task re-queues itself for when a slot frees. A limiter that fails (its Redis gone)
+   hands the claim back too, uncounted, due again after a backoff: the dispatcher hands
+   it out once due, and the send completes when the limiter is back;
 4. call the provider (campaigns.provider) and record its answer with an UPDATE that
    names the claim (the attempt number): `sent` with the message id; `queued` again
-   with a backoff; `failed`; or `unknown`. A worker that dies after the claim leaves the
-   row `sending`; `dispatch.recover` marks it `unknown` once the claim lapses, and only
-   staff can send it again.
+   with a backoff; `failed`; or `unknown`, kept for a request that may have reached the
+   provider. A worker that dies after the claim leaves the row `sending`;
+   `dispatch.recover` marks it `unknown` once the claim lapses, and only staff can send
+   it again.
 
 Limiter windows are kept per rate: campaigns running at the same rate (the default,
 EMAIL_RATE_LIMIT, which the token refresh's notices use too) share one window.
@@ -62,7 +65,7 @@ class Step(enum.StrEnum):
     WAIT = "wait"  # over the rate: try again after `wait` seconds
     SKIPPED = "skipped"
     SENT = "sent"
-    RETRY = "retry"  # the provider did not take it; queued again with a backoff
+    RETRY = "retry"  # not sent (the provider or the limiter said so); queued again, backoff
     FAILED = "failed"
     UNKNOWN = "unknown"
 
@@ -126,26 +129,27 @@ def send_one(recipient_id: int) -> Result:
         log.exception("could not render campaign email for recipient %s", recipient.pk)
         return _record(recipient, Answer(Outcome.FAILED, error=f"rendering failed: {exc}"))
     rate = campaign.rate
-    answer = provider.send(message, gate=None if rate is None else _gate(rate))
-    if answer.outcome is Outcome.OVER_RATE:
-        _unclaim(recipient)
-        wait = (answer.retry_after or 0.0) + random.uniform(*WAIT_JITTER)  # noqa: S311
-        return Result(Step.WAIT, wait)
-    return _record(recipient, answer)
+    if rate is not None:
+        try:
+            wait = _take_slot(rate)
+        except Exception as exc:  # the soft time limit too: either way no request was made
+            return _limiter_failed(recipient, exc)
+        if wait:
+            _unclaim(recipient)
+            return Result(Step.WAIT, wait + random.uniform(*WAIT_JITTER))  # noqa: S311
+    return _record(recipient, provider.send(message))
 
 
-def _gate(rate: RateLimitItem) -> provider.Gate:
-    def take_slot() -> float:
-        before = time.time()
-        # The sends' share of the rate; the dispatcher has spaced them out already.
-        wait = acquire(RATE_RULE, rate, bulk=True)
-        if not wait:
-            # The limiter stamps the slot between these two instants: an audit trail
-            # of the rate as granted (the provider sees it a socket write later).
-            log.info("email slot at %s granted between %.6f and %.6f", rate, before, time.time())
-        return wait
-
-    return take_slot
+def _take_slot(rate: RateLimitItem) -> float:
+    """One slot of the campaign's rate: 0.0 when granted, else the seconds until one frees."""
+    before = time.time()
+    # The sends' share of the rate; the dispatcher has spaced them out already.
+    wait = acquire(RATE_RULE, rate, bulk=True)
+    if not wait:
+        # The limiter stamps the slot between these two instants: an audit trail of the
+        # rate as granted (the provider sees it as soon as anymail has built the request).
+        log.info("email slot at %s granted between %.6f and %.6f", rate, before, time.time())
+    return wait
 
 
 def _claim(recipient: Recipient, campaign: Campaign, profile: ArtistProfile) -> bool:
@@ -195,6 +199,30 @@ def _unclaim(recipient: Recipient) -> None:
         claimed_until=None,
         dispatched_at=timezone.now(),
     )
+
+
+def _limiter_failed(recipient: Recipient, exc: Exception) -> Result:
+    """No slot could be taken, so nothing was sent: the row goes back to the queue, due
+    after a backoff, without the attempt counting towards MAX_ATTEMPTS (those count the
+    provider's refusals; a limiter down for minutes must not use them up). It keeps the
+    artist's lapse mark, as an over-the-rate send does."""
+    now = timezone.now()
+    error = f"rate limiter unavailable, nothing sent: {type(exc).__name__}"
+    handed_back = Recipient.objects.filter(
+        pk=recipient.pk, status=Recipient.Status.SENDING, attempts=recipient.attempts
+    ).update(
+        status=Recipient.Status.QUEUED,
+        attempts=F("attempts") - 1,
+        next_attempt_at=now + timedelta(seconds=backoff(1)),
+        last_error=error,
+        claimed_until=None,
+        dispatched_at=None,
+        updated_at=now,
+    )
+    log.warning("campaign recipient %s: %s", recipient.pk, error)
+    if handed_back:
+        dispatch.kick(recipient.campaign_id)  # the standing campaign may have no chain
+    return Result(Step.RETRY)
 
 
 def _skip(recipient: Recipient, reason: str, *, claimed: bool) -> None:

@@ -4,6 +4,7 @@ a conditional UPDATE, records who did it, and queues work only after the commit.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -123,6 +124,26 @@ def pause(campaign_id: int, *, user: Person = None, actor: str = "") -> Campaign
         actor=actor,
         dispatch_token="",
     )
+
+
+def pause_all(*, actor: str, note: Callable[[int], str] | None = None) -> list[int]:
+    """Pause every running campaign, recording `note(id)` with each pause; returns the
+    ids paused. A restore does this: its rows may be older than what was sent."""
+    with transaction.atomic():
+        ids = list(
+            Campaign.objects.select_for_update()
+            .filter(status=Status.RUNNING)
+            .values_list("pk", flat=True)
+        )
+        Campaign.objects.filter(pk__in=ids).update(status=Status.PAUSED, dispatch_token="")
+        for campaign_id in ids:
+            CampaignAction.record(
+                campaign_id,
+                Action.PAUSED,
+                actor=actor,
+                detail=note(campaign_id) if note else "",
+            )
+    return ids
 
 
 def resume(campaign_id: int, *, user: Person = None, actor: str = "") -> Campaign:

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,10 @@ SUFFIX = ".dump"
 # restore) fails with a clear message instead of hanging the operator's shell.
 LOCK_WAIT = "60s"
 LIST_TIMEOUT = 300  # seconds for `pg_restore --list`
+# `COPY public.<table> (<columns>) FROM stdin;`, as pg_restore writes a table's data.
+_COPY_HEADER = re.compile(r"^COPY \S+ \((?P<columns>[^)]*)\) FROM stdin;$")
+_COPY_END = "\\."
+_COPY_NULL = "\\N"
 
 _SETTINGS_ENV = {
     "HOST": "PGHOST",
@@ -137,3 +142,55 @@ def restore(settings_dict: dict[str, Any], archive: Path) -> None:
         settings_dict,
         env=env,
     )
+
+
+def _unquote(identifier: str) -> str:
+    identifier = identifier.strip()
+    if identifier.startswith('"') and identifier.endswith('"'):
+        return identifier[1:-1].replace('""', '"')
+    return identifier
+
+
+def table_rows(
+    settings_dict: dict[str, Any], archive: Path, table: str, columns: tuple[str, ...]
+) -> Iterator[tuple[str | None, ...]]:
+    """The archive's rows of `table`, read from the file alone (no database is touched),
+    as the text of `columns`; nothing when the archive holds no such table or columns.
+
+    Streamed from `pg_restore --data-only`, so a large table is never held in memory.
+    Values come back in COPY's text form: fine for the tokens and keys read here, whose
+    characters COPY never escapes."""
+    argv = [_tool("pg_restore"), "--data-only", f"--table={table}", "--file=-", str(archive)]
+    process = subprocess.Popen(  # noqa: S603 (fixed program, arguments are not shell-parsed)
+        argv,
+        env=client_env(settings_dict),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        positions: list[int] | None = None
+        for line in process.stdout:
+            line = line.rstrip("\n")
+            if positions is None:
+                header = _COPY_HEADER.match(line)
+                if header is not None:
+                    names = [_unquote(name) for name in header["columns"].split(",")]
+                    if not set(columns) <= set(names):
+                        break
+                    positions = [names.index(column) for column in columns]
+                continue
+            if line == _COPY_END:
+                break
+            fields = line.split("\t")
+            yield tuple(None if fields[i] == _COPY_NULL else fields[i] for i in positions)
+    finally:
+        process.stdout.close()
+        process.kill()
+        stderr = process.stderr.read()
+        process.stderr.close()
+        returncode = process.wait()
+    # Killed on purpose once the rows were read (-9): only an earlier exit is a failure.
+    if returncode not in (0, -9):
+        raise BackupError(f"pg_restore --data-only failed: {stderr.strip()[-2000:]}")

@@ -11,11 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from django.db import connection, connections
+from django.db import DatabaseError, connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from accounts.sumup import crypto
-from operations.backups import postgres, sqlite
+from backfills import control as backfill_control
+from backfills.models import BackfillRun
+from campaigns import services as campaign_services
+from campaigns.models import Campaign
+from operations.backups import postgres, since_backup, sqlite
 from operations.backups.base import BackupError, Finding
 from operations.backups.db import database_settings, vendor
 from operations.backups.manifest import (
@@ -27,9 +31,11 @@ from operations.backups.manifest import (
     sha256_of,
     verify_archive,
 )
+from operations.backups.tokens import TokenCheck
 
 DIRECTORY_MODE = 0o700  # backups hold password hashes and encrypted tokens
 FILE_MODE = 0o600
+RESTORE_ACTOR = "restore_db"
 
 
 @dataclass(frozen=True)
@@ -125,15 +131,21 @@ def load_backup(archive: Path) -> Manifest:
     return manifest
 
 
-def restore_backup(archive: Path, manifest: Manifest) -> list[Finding]:
-    """Replace the configured database with the archive, then check it against the manifest."""
+def restore_backup(archive: Path, manifest: Manifest, tokens: TokenCheck) -> list[Finding]:
+    """Replace the configured database with the archive, pause every campaign and backfill
+    it brings back, then check it against the manifest and say what the live database
+    did after the backup that the restored one does not know."""
     engine = _engine(manifest.engine)
     settings_dict = database_settings()
+    live = since_backup.read_live(datetime.fromisoformat(manifest.created_at))
     # Our own open connection would hold locks (PostgreSQL) or a stale file (SQLite).
     connections.close_all()
     engine.restore(settings_dict, archive)
-    findings = engine.check(connection) if engine.check else []
+    resends = since_backup.resends(connection, live)
+    # Counted before the pause adds its audit rows, which the backup does not hold.
     state = read_state(connection, manifest.row_counts)
+    findings = [_hold(resends)]
+    findings += engine.check(connection) if engine.check else []
     findings += compare(manifest, state)
     extra = sorted(set(state.tables) - set(manifest.tables))
     if extra:
@@ -145,19 +157,43 @@ def restore_backup(archive: Path, manifest: Manifest) -> list[Finding]:
                 "(created after the backup; drop them before migrating again)",
             )
         )
-    findings.append(key_finding(manifest))
+    findings.append(tokens.finding())
+    findings.append(since_backup.resend_finding(resends, live, manifest.created_at))
+    findings.append(since_backup.rotation_finding(connection, live, manifest.created_at))
     return findings
 
 
-def key_finding(manifest: Manifest) -> Finding:
-    configured = set(crypto.key_fingerprints())
-    missing = [key for key in manifest.key_fingerprints if key not in configured]
-    if not missing:
-        return Finding("Token keys", "ok", "every key of the backup is in SUMUP_TOKEN_KEYS")
+def _hold(resends: since_backup.Resends) -> Finding:
+    """Pause what the restore brought back running: its rows may be older than what was
+    sent or done since, so only staff, having read this report, resume it."""
+    try:
+        with connection.cursor() as cursor:
+            tables = set(connection.introspection.table_names(cursor))
+        campaigns = (
+            campaign_services.pause_all(actor=RESTORE_ACTOR, note=resends.note)
+            if Campaign._meta.db_table in tables
+            else []
+        )
+        runs = (
+            backfill_control.pause_all(detail=f"paused by {RESTORE_ACTOR}")
+            if BackfillRun._meta.db_table in tables
+            else []
+        )
+    except DatabaseError as exc:
+        return Finding(
+            "Paused",
+            "fail",
+            f"campaigns and backfills could not be paused ({exc}): pause them before "
+            "starting worker and beat",
+        )
+    if not campaigns and not runs:
+        return Finding("Paused", "ok", "no campaign or backfill run was running")
+    campaign_ids = ", ".join(f"#{pk}" for pk in campaigns) or "none"
+    run_ids = ", ".join(f"#{pk}" for pk in runs) or "none"
     return Finding(
-        "Token keys",
+        "Paused",
         "warn",
-        f"key(s) {', '.join(missing)} of the backup are not in {crypto.KEYS_VARIABLE}: SumUp "
-        "tokens encrypted with them cannot be read; add the key(s) back after the current "
-        "ones, or those artists must reconnect",
+        f"{len(campaigns)} campaign(s) ({campaign_ids}) and {len(runs)} backfill run(s) "
+        f"({run_ids}); nothing resumes until staff resume each (admin; "
+        "`manage.py backfill resume NAME`) after reading this report",
     )

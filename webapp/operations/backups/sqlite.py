@@ -1,6 +1,7 @@
 """SQLite: copies through the online backup API, so the service can keep running."""
 
 import sqlite3
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -72,3 +73,19 @@ def check(connection: BaseDatabaseWrapper) -> list[Finding]:
         return [Finding("Integrity check", "ok", "PRAGMA integrity_check: ok")]
     detail = "; ".join(str(row[0]) for row in rows[:5])
     return [Finding("Integrity check", "fail", f"PRAGMA integrity_check: {detail}")]
+
+
+def table_rows(
+    settings_dict: dict[str, Any], archive: Path, table: str, columns: tuple[str, ...]
+) -> Iterator[tuple[str | None, ...]]:
+    """The archive's rows of `table` as `columns`, read from the file alone (opened read
+    only); nothing when the archive holds no such table or columns."""
+    try:
+        with closing(sqlite3.connect(f"{archive.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            present = {str(row[1]) for row in db.execute(f'PRAGMA table_info("{table}")')}
+            if not set(columns) <= present:
+                return
+            names = ", ".join(f'"{column}"' for column in columns)
+            yield from db.execute(f'SELECT {names} FROM "{table}"')  # noqa: S608 (our identifiers)
+    except sqlite3.Error as exc:
+        raise BackupError(f"Reading {table} from {archive} failed: {exc}") from None

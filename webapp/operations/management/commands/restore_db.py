@@ -7,10 +7,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from accounts.sumup.crypto import KEYS_VARIABLE
 from operations.backups.base import BackupError, Finding
 from operations.backups.db import database_settings
 from operations.backups.manifest import Manifest
 from operations.backups.service import load_backup, restore_backup
+from operations.backups.tokens import check_tokens
 
 CONFIRMATION = "yes"
 
@@ -19,6 +21,7 @@ class Command(BaseCommand):
     help = (
         "Replace the configured database with a backup written by backup_db, then check it "
         "against the backup's manifest (runbook Step 6). Stop web, worker and beat first. "
+        "Every running campaign and backfill comes back paused, until staff resume it. "
         "Exit status 1 when the backup is refused or the restored database fails a check."
     )
 
@@ -27,6 +30,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--yes", action="store_true", help="do not ask; required in a non-interactive run"
         )
+        parser.add_argument(
+            "--allow-undecryptable-tokens",
+            action="store_true",
+            help="restore even when SUMUP_TOKEN_KEYS cannot decrypt some of the backup's "
+            "SumUp tokens (those artists must reconnect)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         archive: Path = options["file"].expanduser().resolve()
@@ -34,6 +43,15 @@ class Command(BaseCommand):
             manifest = load_backup(archive)
         except (BackupError, OSError) as exc:
             raise CommandError(f"Refusing to restore: {exc}") from None
+        try:
+            tokens = check_tokens(archive, manifest)
+        except (BackupError, OSError) as exc:
+            raise CommandError(f"Refusing to restore: {exc}") from None
+        if not tokens.ok and not options["allow_undecryptable_tokens"]:
+            raise CommandError(
+                f"Refusing to restore: {tokens.problem()}; add the key(s) to "
+                f"{KEYS_VARIABLE} after the current ones, or pass --allow-undecryptable-tokens"
+            )
         self.stdout.write(
             f"Backup {archive.name} of {manifest.engine} {manifest.database}, taken "
             f"{manifest.created_at}: SHA-256 verified."
@@ -43,7 +61,7 @@ class Command(BaseCommand):
             self._confirm(manifest)
         started = time.monotonic()
         try:
-            findings = restore_backup(archive, manifest)
+            findings = restore_backup(archive, manifest, tokens)
         except (BackupError, DatabaseError, OSError) as exc:
             raise CommandError(f"Restore failed: {exc}") from None
         self.stdout.write(f"Restored in {time.monotonic() - started:.2f} s; checking...")
