@@ -1,19 +1,31 @@
-"""Keeping every SumUp connection alive: the sweep beat schedules, and the refresh of
-one artist that workers run.
+"""Keeping every SumUp connection alive: the sweep beat schedules, the dispatcher that
+hands out its work a few seconds at a time, and the refresh of one artist that workers run.
 
-The sweep claims due artists with a conditional UPDATE (`sumup_refresh_enqueued_at`)
-before enqueuing them, so two beats, or a sweep that overlaps the last one's backlog,
-never queue the same artist twice. The refresh itself is guarded per artist by
-`accounts.sumup.refresh`, so even a duplicated task makes one token call.
+Due artists are claimed with a conditional UPDATE (`sumup_refresh_enqueued_at`) before
+they are queued, so two beats, or a sweep that overlaps the dispatcher, never queue the
+same artist twice. The refresh itself is guarded per artist by `accounts.sumup.refresh`,
+so even a duplicated task makes one token call.
+
+No refresh waits in a worker for longer than `LOOKAHEAD`: a countdown is held in the
+worker's memory (and in Redis's unacked set until the visibility timeout, should the
+worker die), so only the paced slots of the next few seconds are handed out at a time.
+The dispatcher (one chain of `dispatch` tasks at a time, under a lease in Redis) comes
+back every `DISPATCH_EVERY` seconds for the next ones while due work is left; a longer
+wait, such as a retry's backoff, is a time in the row (`refresh.defer`). A queued
+refresh whose queue entry is gone (Redis lost it, or its worker died holding it) is
+queued again once its mark is older than half the sweep interval: by the next sweep, or
+sooner by the dispatcher.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
+import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import shared_task
@@ -26,21 +38,39 @@ from django.utils import timezone
 from accounts.models import ArtistProfile
 from accounts.sumup import refresh, refresh_alerts
 from accounts.sumup.refresh import Outcome
-from events import redis
+from events import rate_limits, redis
 
 log = logging.getLogger(__name__)
 
 SWEEP_LOCK = "sumup:refresh:sweep-lock"
 OUTCOMES_KEY = "sumup:refresh:outcomes"  # counts by outcome since the last sweep's log line
-ENQUEUE_BATCH = 500  # artists claimed per short transaction
-ENQUEUED_STALE = timedelta(minutes=15)  # a queued refresh not done by then is queued again
+ENQUEUE_BATCH = 500  # artists claimed per short transaction, at most
 BACKOFF_BASE = 5.0  # seconds; doubles per attempt, with jitter
 BACKOFF_CAP = 300.0  # seconds
-# How far ahead a queued refresh may book its slot of the SumUp budget. It waits for it
-# as a countdown, so this stays well inside the broker's visibility timeout (3600 s by
-# default); a sweep's backlog longer than this asks again when the horizon moves on.
-BOOK_AHEAD = 600.0  # seconds
+# How far ahead a queued refresh may book its slot of the SumUp budget, and so the
+# longest it waits in a worker as a countdown.
+LOOKAHEAD = 5.0  # seconds
+MAX_COUNTDOWN = LOOKAHEAD  # a longer retry backoff is a time in the row instead
+DISPATCH_EVERY = LOOKAHEAD / 2  # seconds between the dispatcher's rounds
+DISPATCHER_KEY = "sumup:refresh:dispatcher"
+# A dispatcher not heard from for this long is dead (its worker died, or Redis lost its
+# task): the next sweep, or a refresh handing its artist back, starts another.
+DISPATCHER_LEASE = 4 * LOOKAHEAD  # seconds
 ON_TIME = 0.005  # seconds: a booked slot this close is now
+
+# Lease changes that hold only for the chain that holds the lease.
+_RENEW_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_END_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 @dataclass
@@ -48,6 +78,8 @@ class SweepReport:
     enqueued: list[int] = field(default_factory=list)
     skipped: str = ""
     probe: int | None = None
+    more_due: bool = False  # left for the dispatcher's next rounds
+    from_journal: int = 0  # answers stored from the refresh journal
 
 
 def _backoff(attempt: int) -> float:
@@ -55,14 +87,25 @@ def _backoff(attempt: int) -> float:
     return delay * random.uniform(0.5, 1.5)  # noqa: S311 (jitter, not security)
 
 
-def _claim_batch(limit: int) -> list[int]:
+def stale_after() -> timedelta:
+    """A queued refresh marked longer ago than this has lost its queue entry: it is
+    queued again. Half the sweep interval, so the first sweep after a loss re-queues
+    it; a refresh still under way then only finds the artist claimed or refreshed."""
+    return timedelta(seconds=settings.SUMUP_REFRESH_SWEEP_INTERVAL / 2)
+
+
+def _claim_batch(limit: int) -> tuple[list[int], datetime]:
     now = timezone.now()
     with transaction.atomic():
         ids = list(
             refresh.due_profiles(now)
             .filter(
                 Q(sumup_refresh_enqueued_at__isnull=True)
-                | Q(sumup_refresh_enqueued_at__lt=now - ENQUEUED_STALE)
+                | Q(sumup_refresh_enqueued_at__lt=now - stale_after())
+            )
+            # Held by a refresh under way, or backing off until then (`refresh.defer`).
+            .filter(
+                Q(sumup_refresh_claimed_until__isnull=True) | Q(sumup_refresh_claimed_until__lt=now)
             )
             .order_by("sumup_expires_at", "pk")
             .select_for_update(skip_locked=True)
@@ -70,60 +113,104 @@ def _claim_batch(limit: int) -> list[int]:
         )
         if ids:
             ArtistProfile.objects.filter(pk__in=ids).update(sumup_refresh_enqueued_at=now)
-    return ids
+    return ids, now
 
 
-def _enqueue(ids: list[int]) -> None:
+def _unclaim(ids: list[int], mark: datetime) -> None:
+    ArtistProfile.objects.filter(pk__in=ids, sumup_refresh_enqueued_at=mark).update(
+        sumup_refresh_enqueued_at=None
+    )
+
+
+def _enqueue(ids: list[int]) -> list[int]:
     """Queue a refresh per artist, each for the paced slot of the SumUp budget it books
-    here. Booked by the sweep, the slots are in the queue in their order; were each task
+    here, while slots are free within `LOOKAHEAD`; returns the artists left without one.
+    Booked by the dispatcher, the slots are in the queue in their order; were each task
     to book its own when first run, the first slots would fall due while the queue still
     held the other tasks waiting to book."""
     with refresh_artist.app.producer_or_acquire() as producer:
-        for profile_id in ids:
-            slot = refresh.book_budget_slot(within=BOOK_AHEAD)
-            # Beyond the horizon, the task books its slot when it runs.
-            _queue(
-                profile_id,
-                wait=slot.wait if slot.held else 0.0,
-                booked=slot.held,
-                producer=producer,
-            )
+        for n, profile_id in enumerate(ids):
+            slot = refresh.book_budget_slot(within=LOOKAHEAD)
+            if not slot.held:
+                return ids[n:]
+            _queue(profile_id, wait=slot.wait, producer=producer)
+    return []
+
+
+def _dispatch_round() -> tuple[list[int], bool]:
+    """Queue the due refreshes that the next `LOOKAHEAD` seconds of paced slots hold.
+    Returns who was queued, and whether due work is left for another round."""
+    per_round = min(ENQUEUE_BATCH, math.ceil(LOOKAHEAD / refresh.paced_interval()) + 1)
+    queued: list[int] = []
+    while True:
+        ids, mark = _claim_batch(per_round)
+        if not ids:
+            return queued, False
+        left = _enqueue(ids)
+        queued.extend(ids[: len(ids) - len(left)])
+        if left:
+            _unclaim(left, mark)
+            return queued, True
 
 
 def _queue(
-    profile_id: int,
-    attempt: int = 0,
-    probe: bool = False,
-    *,
-    wait: float,
-    booked: bool,
-    producer: Any = None,
+    profile_id: int, attempt: int = 0, probe: bool = False, *, wait: float, producer: Any = None
 ) -> None:
-    """Queue a refresh to run `wait` seconds from now; `booked`: as the holder of the
-    budget's slot at that instant (see `refresh.booked_slot_usable`)."""
-    at = time.time() + wait if booked else 0.0
+    """Queue a refresh to run `wait` seconds from now, as the holder of the budget's slot
+    booked for that instant (see `refresh.booked_slot_usable`)."""
+    at = time.time() + wait
     countdown = wait if wait > ON_TIME else 0.0
     refresh_artist.apply_async(
         (profile_id, attempt, probe, at), countdown=countdown, producer=producer
     )
 
 
+def _take_lease() -> str | None:
+    lease = uuid.uuid4().hex
+    taken = redis.client().set(DISPATCHER_KEY, lease, nx=True, px=int(DISPATCHER_LEASE * 1000))
+    return lease if taken else None
+
+
+def _lease_call(script: str, lease: str) -> bool:
+    call = redis.client().register_script(script)
+    return bool(call(keys=[DISPATCHER_KEY], args=[lease, int(DISPATCHER_LEASE * 1000)]))
+
+
+def _dispatch_with(lease: str) -> tuple[list[int], bool]:
+    """One round under `lease`; the chain goes on while due work is left."""
+    queued, more = _dispatch_round()
+    if more:
+        dispatch.apply_async((lease,), countdown=DISPATCH_EVERY)
+    else:
+        _lease_call(_END_SCRIPT, lease)
+    return queued, more
+
+
+def _ensure_dispatcher() -> None:
+    """Start a dispatcher unless one is at work."""
+    lease = _take_lease()
+    if lease is not None:
+        dispatch.apply_async((lease,), countdown=DISPATCH_EVERY)
+
+
 def run_sweep(*, exclusive: bool = True) -> SweepReport:
-    """Enqueue a refresh for every due artist; with `exclusive`, one sweep per interval."""
+    """Store answers left in the refresh journal, then queue the due artists of the next
+    `LOOKAHEAD` seconds and leave the rest to the dispatcher it starts; with `exclusive`,
+    one sweep per interval."""
     interval = settings.SUMUP_REFRESH_SWEEP_INTERVAL
     if exclusive and not cache.add(SWEEP_LOCK, timezone.now().isoformat(), int(interval * 0.8)):
         return SweepReport(skipped="another sweep ran in this interval")
-    report = SweepReport()
+    report = SweepReport(from_journal=refresh.apply_journals())
     if refresh_alerts.is_halted():
         probe = refresh.due_profiles().order_by("sumup_expires_at").values_list("pk", flat=True)
         report.probe = probe.first()
         if report.probe is not None:
             refresh_artist.delay(report.probe, probe=True)
         report.skipped = "halted: SumUp refuses the client credentials; probing one artist"
+    elif (lease := _take_lease()) is None:
+        report.skipped = "the dispatcher is handing out due refreshes"
     else:
-        while batch := _claim_batch(ENQUEUE_BATCH):
-            _enqueue(batch)
-            report.enqueued.extend(batch)
+        report.enqueued, report.more_due = _dispatch_with(lease)
     _log_summary(report)
     return report
 
@@ -135,21 +222,51 @@ def _log_summary(report: SweepReport) -> None:
     counts = {key.decode(): int(value) for key, value in pipe.execute()[0].items()}
     since = " ".join(f"{name}={counts.get(name, 0)}" for name in Outcome)
     log.info(
-        "SumUp refresh sweep: enqueued=%d%s; outcomes since last sweep: %s",
+        "SumUp refresh sweep: enqueued=%d%s%s%s; outcomes since last sweep: %s",
         len(report.enqueued),
+        " (more to the dispatcher)" if report.more_due else "",
         f" ({report.skipped})" if report.skipped else "",
+        f"; stored from the journal={report.from_journal}" if report.from_journal else "",
         since,
     )
 
 
 @shared_task(name="jobs.token_refresh.sweep", ignore_result=True, time_limit=300)
 def sweep() -> int:
-    """Beat's entry point: enqueue refreshes for every due artist."""
+    """Beat's entry point: queue refreshes for every due artist (see `run_sweep`)."""
     return len(run_sweep().enqueued)
 
 
 @shared_task(
-    bind=True,
+    name="jobs.token_refresh.dispatch", ignore_result=True, time_limit=60, soft_time_limit=50
+)
+def dispatch(lease: str) -> int:
+    """A round of the dispatcher: queue the next `LOOKAHEAD` seconds of due refreshes and
+    come back while due work is left. A chain whose lease lapsed (another took over)
+    stops; so does one while refresh is halted (the sweep probes instead)."""
+    if not _lease_call(_RENEW_SCRIPT, lease):
+        return 0
+    if refresh_alerts.is_halted():
+        _lease_call(_END_SCRIPT, lease)
+        return 0
+    return len(_dispatch_with(lease)[0])
+
+
+def _count(outcome: Outcome) -> None:
+    redis.client().hincrby(OUTCOMES_KEY, outcome.value, 1)
+
+
+def _come_back_for(slot: rate_limits.Slot, profile_id: int, attempt: int, probe: bool) -> None:
+    """Come back for a booked slot; with none free within `LOOKAHEAD`, hand the artist
+    back to the dispatcher, which queues it again in its turn."""
+    if slot.held:
+        _queue(profile_id, attempt, probe, wait=slot.wait)
+    else:
+        refresh.finished(profile_id)
+        _ensure_dispatcher()
+
+
+@shared_task(
     name="jobs.token_refresh.refresh_artist",
     acks_late=True,
     reject_on_worker_lost=True,
@@ -157,41 +274,50 @@ def sweep() -> int:
     time_limit=90,
     soft_time_limit=60,
 )
-def refresh_artist(  # type: ignore[no-untyped-def]
-    self, profile_id: int, attempt: int = 0, probe: bool = False, booked: float = 0.0
+def refresh_artist(
+    profile_id: int, attempt: int = 0, probe: bool = False, booked: float = 0.0
 ) -> str:
     """Refresh one artist's SumUp tokens; safe to run twice (see accounts.sumup.refresh).
 
-    It comes with a paced slot of the SumUp budget booked by the sweep (`booked`: the
-    slot's time, epoch seconds) or books one first and, unless that slot is now,
-    re-queues itself for it; over the budget's cap or after a transient failure it
-    re-queues itself with a countdown too. It never sleeps.
+    It comes with a paced slot of the SumUp budget booked by the dispatcher (`booked`:
+    the slot's time, epoch seconds) or books one first and, unless that slot is now,
+    re-queues itself for it; over the budget's cap, or after a transient failure with a
+    short backoff, it re-queues itself with a countdown of at most `MAX_COUNTDOWN`. A
+    longer backoff is a time in the row (`refresh.defer`). It never sleeps.
     """
     if refresh_alerts.is_halted() and not probe:
         refresh.finished(profile_id)
         return Outcome.HALTED.value
     if not (booked and refresh.booked_slot_usable(booked)):
-        slot = refresh.book_budget_slot(within=BOOK_AHEAD)
+        slot = refresh.book_budget_slot(within=LOOKAHEAD)
         if not slot.held or slot.wait > ON_TIME:
-            _queue(profile_id, attempt, probe, wait=slot.wait, booked=slot.held)
-            redis.client().hincrby(OUTCOMES_KEY, Outcome.OVER_BUDGET.value, 1)
+            _come_back_for(slot, profile_id, attempt, probe)
+            _count(Outcome.OVER_BUDGET)
             return Outcome.OVER_BUDGET.value
     result = refresh.refresh_profile(profile_id, only_if_due=not probe, bulk=True)
-    redis.client().hincrby(OUTCOMES_KEY, result.outcome.value, 1)
+    _count(result.outcome)
     if result.outcome is Outcome.OVER_BUDGET:
         # Late for its slot, it found the share full. It books a slot of its own again:
         # coming back at a random instant instead, it would take the slot of another
         # refresh, late in turn, and on a busy machine that cascade takes over.
-        slot = refresh.book_budget_slot(within=BOOK_AHEAD)
-        _queue(profile_id, attempt, probe, wait=slot.wait, booked=slot.held)
+        _come_back_for(refresh.book_budget_slot(within=LOOKAHEAD), profile_id, attempt, probe)
     elif result.outcome is Outcome.RETRY:
-        if attempt + 1 >= settings.SUMUP_REFRESH_MAX_ATTEMPTS:
-            refresh.give_up(profile_id, result.error)
-        else:
-            countdown = result.retry_after or _backoff(attempt)
-            self.apply_async((profile_id, attempt + 1, probe), countdown=countdown)
+        _retry(profile_id, attempt, probe, result)
     elif result.outcome not in (Outcome.REFRESHED, Outcome.NOT_DUE):
         # A refresh clears the mark in its own write; NOT_DUE may mean another worker
         # holds the claim and will clear it.
         refresh.finished(profile_id)
     return result.outcome.value
+
+
+def _retry(profile_id: int, attempt: int, probe: bool, result: refresh.Result) -> None:
+    # The row counts failures in a row: attempts survive a backoff handed to the row.
+    tries = max(attempt + 1, result.failures)
+    if tries >= settings.SUMUP_REFRESH_MAX_ATTEMPTS:
+        refresh.give_up(profile_id, result.error)
+        return
+    wait = result.retry_after or _backoff(tries - 1)
+    if wait <= MAX_COUNTDOWN:
+        refresh_artist.apply_async((profile_id, tries, probe), countdown=wait)
+    else:
+        refresh.defer(profile_id, wait)

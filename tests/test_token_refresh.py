@@ -9,10 +9,11 @@ from typing import Any, cast
 
 import pytest
 import time_machine
+from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.models import ArtistProfile, ConnectionStatus
-from accounts.sumup import client, refresh, refresh_alerts, tokens
+from accounts.sumup import client, refresh, refresh_alerts, refresh_journal, tokens
 from accounts.sumup.refresh import Outcome
 from events import rate_limits, redis
 from jobs import app, token_refresh
@@ -53,6 +54,12 @@ def reload(profile: ArtistProfile) -> ArtistProfile:
 def email_at_sumup(profile: ArtistProfile) -> str:
     """The fake SumUp user behind a `connected_artist` (its merchant is MT<n>)."""
     return f"merchant{int(str(profile.sumup_merchant_code)[2:])}@example.com"
+
+
+def marked_queued() -> list[int]:
+    """Artists the sweep or the dispatcher claimed for queued work."""
+    queued = ArtistProfile.objects.filter(sumup_refresh_enqueued_at__isnull=False)
+    return sorted(queued.values_list("pk", flat=True))
 
 
 def refresh_calls(sumup: FakeSumUp, profile: ArtistProfile) -> int:
@@ -347,9 +354,7 @@ def test_a_booked_slot_stays_good_while_its_refresh_waits_behind_others():
 
 
 @pytest.mark.django_db
-def test_a_second_beat_in_the_same_interval_enqueues_nothing(connected_artist, monkeypatch):
-    queued: list[int] = []
-    monkeypatch.setattr(token_refresh, "_enqueue", queued.extend)
+def test_a_second_beat_in_the_same_interval_enqueues_nothing(connected_artist):
     due = [connected_artist() for _ in range(3)]
     connected_artist(expires_in=3599)
 
@@ -357,7 +362,8 @@ def test_a_second_beat_in_the_same_interval_enqueues_nothing(connected_artist, m
     second = token_refresh.run_sweep()
     manual = token_refresh.run_sweep(exclusive=False)
 
-    assert sorted(first.enqueued) == sorted(p.pk for p in due) == sorted(queued)
+    assert sorted(first.enqueued) == sorted(p.pk for p in due)
+    assert marked_queued() == sorted(p.pk for p in due)
     assert second.skipped and not second.enqueued
     assert manual.enqueued == [], "already queued artists are not queued again"
 
@@ -503,3 +509,183 @@ def test_the_sweep_is_on_beats_schedule():
     entry = app.conf.beat_schedule["sumup-token-refresh-sweep"]
     assert entry["task"] == "jobs.token_refresh.sweep"
     assert entry["schedule"] <= 300
+
+
+# --- a rotated token is never dropped --------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_whose_claim_lapsed_is_stored_when_it_is_the_newest(connected_artist, sumup):
+    sumup.configure(rotation="always", reject_reuse=True)
+    sumup.add_fault("token", None, delay_seconds=1.0)  # answers normally, a second late
+    profile = connected_artist()
+    result: list[refresh.Result] = []
+
+    def slow_worker() -> None:
+        from django.db import connections
+
+        try:
+            result.append(refresh.refresh_profile(profile.pk))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=slow_worker)
+    thread.start()
+    time.sleep(0.3)  # the slow worker waits on SumUp; its claim lapses, another takes it
+    ArtistProfile.objects.filter(pk=profile.pk).update(
+        sumup_refresh_claim="someone-else",
+        sumup_refresh_claimed_until=timezone.now() + timedelta(seconds=60),
+    )
+    thread.join(timeout=10)
+
+    assert result[0].outcome is Outcome.REFRESHED
+    stored = reload(profile)
+    assert stored.sumup_refresh_token != profile.sumup_refresh_token
+    assert sumup.state.refresh_tokens[stored.sumup_refresh_token or ""].replaced_by is None
+    assert stored.sumup_refresh_claim == "someone-else", "the later claim stays its holder's"
+
+
+def journal_answer_as_a_dead_worker(profile: ArtistProfile, claim: str) -> dict[str, Any]:
+    """What a worker killed between SumUp's answer and its store leaves: its claim on the
+    row, the refresh token spent at SumUp, and the answer in the journal."""
+    ArtistProfile.objects.filter(pk=profile.pk).update(
+        sumup_refresh_claim=claim,
+        sumup_refresh_claimed_until=timezone.now() + timedelta(seconds=refresh.CLAIM_SECONDS),
+    )
+    answer = client.refresh(refresh_token=profile.sumup_refresh_token or "")
+    entry = refresh_journal.record(
+        profile.pk,
+        version=profile.sumup_token_version,
+        claim=claim,
+        answer=answer,
+        received_at=time.time(),
+    )
+    assert entry is not None
+    return answer
+
+
+@pytest.mark.django_db
+def test_a_journaled_answer_is_stored_by_the_next_claim_instead_of_a_call(connected_artist, sumup):
+    sumup.configure(rotation="always", reject_reuse=True)
+    profile = connected_artist()
+    answer = journal_answer_as_a_dead_worker(profile, "dead-worker")
+
+    # The task redelivered: no call with the spent token, the answer stored instead.
+    assert refresh.refresh_profile(profile.pk).outcome is Outcome.NOT_DUE
+    stored = reload(profile)
+    assert stored.sumup_refresh_token == answer["refresh_token"]
+    assert stored.sumup_access_token == answer["access_token"]
+    assert (stored.sumup_refresh_claim, stored.sumup_refresh_claimed_until) == ("", None)
+    assert refresh_journal.pending(profile.pk) is None
+    assert refresh_calls(sumup, profile) == 1
+    assert refresh.refresh_profile(profile.pk, only_if_due=False).outcome is Outcome.REFRESHED
+
+
+@pytest.mark.django_db
+def test_a_refused_token_applies_the_journal_before_calling_the_grant_dead(connected_artist, sumup):
+    sumup.configure(rotation="always", reject_reuse=True)
+    profile = connected_artist()
+    claimed = refresh._claim(profile.pk, only_if_due=True, expiring_within=None)
+    assert claimed is not None
+    claim, snapshot = claimed
+    answer = journal_answer_as_a_dead_worker(profile, "lapsed-worker")  # spends the token
+
+    error = client.SumUpError("invalid_grant", permanent=True)
+    assert refresh._failed(snapshot, claim, error).outcome is Outcome.LOST_RACE
+    stored = reload(profile)
+    assert stored.sumup_connection_status == ConnectionStatus.CONNECTED
+    assert stored.sumup_refresh_token == answer["refresh_token"]
+
+
+@pytest.mark.django_db
+def test_a_journaled_answer_for_a_row_written_since_is_dropped(connected_artist, sumup):
+    profile = connected_artist()
+    journal_answer_as_a_dead_worker(profile, "dead-worker")
+    reload(profile).update_sumup_connection({"access_token": "reconnected", "expires_in": 3599})
+
+    assert token_refresh.run_sweep().from_journal == 0
+    assert reload(profile).sumup_access_token == "reconnected"
+    assert refresh_journal.pending(profile.pk) is None
+
+
+@pytest.mark.django_db
+def test_the_sweep_stores_journaled_answers_first(connected_artist, sumup):
+    profile = connected_artist()
+    answer = journal_answer_as_a_dead_worker(profile, "dead-worker")
+
+    report = token_refresh.run_sweep()
+
+    assert report.from_journal == 1
+    assert report.enqueued == [], "refreshed by the journal: not due any more"
+    assert reload(profile).sumup_access_token == answer["access_token"]
+
+
+# --- recovery in minutes ---------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sweep_hands_out_seconds_of_work_and_the_dispatcher_the_rest(
+    project_worker, connected_artist, sumup, settings
+):
+    settings.SUMUP_API_RATE_LIMIT = "5/s"  # paced every 0.25 s: 30 artists take 7.5 s
+    due = [connected_artist() for _ in range(30)]
+    per_lookahead = token_refresh.LOOKAHEAD / refresh.paced_interval() + 1
+
+    report = token_refresh.run_sweep()
+
+    assert 0 < len(report.enqueued) <= per_lookahead
+    assert report.more_due
+    deadline = time.monotonic() + 40
+    while ArtistProfile.objects.filter(sumup_last_refresh_at__isnull=True).exists():
+        assert time.monotonic() < deadline, "the dispatcher did not hand out the rest"
+        time.sleep(0.2)
+    assert [refresh_calls(sumup, profile) for profile in due] == [1] * 30
+    assert not redis.client().exists(token_refresh.DISPATCHER_KEY), "the chain ended"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refresh_now_waits_for_every_due_artist_not_only_the_first_seconds_of_work(
+    project_worker, connected_artist, sumup, settings, capsys
+):
+    settings.SUMUP_API_RATE_LIMIT = "5/s"  # the sweep queues ~5 s of the 30: the rest later
+    due = [connected_artist() for _ in range(30)]
+
+    call_command("refresh_sumup_tokens", "--wait", "--timeout", "60")
+
+    out = capsys.readouterr().out
+    assert "the dispatcher queues the rest" in out
+    assert "refreshed=30 expired=0 errors=0" in out
+    assert [refresh_calls(sumup, profile) for profile in due] == [1] * 30
+
+
+@pytest.mark.django_db
+def test_a_refresh_whose_queue_entry_was_lost_is_queued_again_by_the_next_sweep(
+    connected_artist, settings
+):
+    settings.SUMUP_REFRESH_SWEEP_INTERVAL = 120
+    due = sorted(connected_artist().pk for _ in range(3))
+    now = timezone.now()
+    with time_machine.travel(now, tick=False) as traveller:
+        assert sorted(token_refresh.run_sweep(exclusive=False).enqueued) == due
+        app.control.purge()  # Redis lost the queue
+        traveller.shift(timedelta(seconds=59))
+        assert token_refresh.run_sweep(exclusive=False).enqueued == [], "not yet stale"
+        traveller.shift(timedelta(seconds=2))
+        assert sorted(token_refresh.run_sweep(exclusive=False).enqueued) == due
+    app.control.purge()
+
+
+@pytest.mark.django_db
+def test_a_long_backoff_is_a_time_in_the_row_not_a_countdown(connected_artist, sumup):
+    profile = connected_artist()
+    sumup.add_fault("token", 429, retry_after=30)
+    now = timezone.now()
+    with time_machine.travel(now, tick=False) as traveller:
+        assert token_refresh.refresh_artist.run(profile.pk) == "retry"
+        stored = reload(profile)
+        assert stored.sumup_refresh_claimed_until == now + timedelta(seconds=30)
+        assert (stored.sumup_refresh_claim, stored.sumup_refresh_enqueued_at) == ("", None)
+        assert token_refresh.run_sweep(exclusive=False).enqueued == []
+        traveller.shift(timedelta(seconds=31))
+        assert token_refresh.run_sweep(exclusive=False).enqueued == [profile.pk]
+    app.control.purge()

@@ -1,21 +1,28 @@
 """The scheduled token refresh with real worker processes: two `celery -A jobs worker`
 subprocesses, two sweeps at once, every task delivered twice, a fake SumUp that rotates
-refresh tokens strictly and rejects reuse, and faults on its token endpoint."""
+refresh tokens strictly and rejects reuse, faults on its token endpoint, and a worker
+killed with `kill -9` around SumUp's answer."""
 
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from email.utils import getaddresses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
+import time_machine
 from django.core.mail import EmailMessage
+from django.db import connection
+from django.utils import timezone
 
 from accounts.models import ArtistProfile, ConnectionStatus
-from accounts.sumup import client
+from accounts.sumup import client, refresh, refresh_journal
+from accounts.sumup.refresh import Outcome
 from events import redis
 from jobs import app, token_refresh
 from sumup_fake import FakeSumUp
@@ -23,9 +30,14 @@ from sumup_fake import FakeSumUp
 # pytest imports test modules by basename, with tests/ on sys.path (there is no
 # tests/__init__.py); mypy names them from the project root.
 if TYPE_CHECKING:
-    from tests.support.worker_processes import WorkerProcesses, purge_queue, sent_mail
+    from tests.support.worker_processes import (
+        WorkerProcesses,
+        database_url,
+        purge_queue,
+        sent_mail,
+    )
 else:
-    from support.worker_processes import WorkerProcesses, purge_queue, sent_mail
+    from support.worker_processes import WorkerProcesses, database_url, purge_queue, sent_mail
 
 LIVE, REVOKED = 16, 3
 SLOTS_PER_WORKER = LIVE + REVOKED  # two workers: a slot for each of the 2 x 19 tasks
@@ -207,3 +219,134 @@ def test_a_worker_killed_with_sigkill_is_gone_while_the_others_still_answer(work
     assert not workers[0].is_alive() and workers[0].process.returncode == -9
     replies = app.control.ping(destination=[workers[1].hostname], timeout=2.0) or []
     assert [name for reply in replies for name in reply] == [workers[1].hostname]
+
+
+# --- a worker killed around SumUp's answer ------------------------------------------------
+
+
+def wait_for(done: Callable[[], bool], what: str, timeout: float = DEADLINE_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"{what}: not in time"
+        time.sleep(0.05)
+
+
+def token_call_in_flight(sumup: FakeSumUp) -> bool:
+    with sumup.state.lock:
+        return sumup.state.counters.in_flight["token"] == 1
+
+
+def rotated_at_sumup(sumup: FakeSumUp, refresh_token: str) -> bool:
+    """SumUp has answered a refresh with this token: it is spent, a successor issued."""
+    with sumup.state.lock:
+        record = sumup.state.refresh_tokens.get(refresh_token)
+        return record is not None and record.replaced_by is not None
+
+
+def blocked_by(conn: psycopg.Connection[Any]) -> list[int]:
+    """Backends waiting on a lock `conn` holds."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+            [conn.info.backend_pid],
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+def logged_tokens(sumup: FakeSumUp, log_dir: Path) -> list[str]:
+    logs = "\n".join(path.read_text(errors="replace") for path in log_dir.glob("*.log"))
+    with sumup.state.lock:
+        issued = [*sumup.state.access_tokens, *sumup.state.refresh_tokens]
+    return [token[:6] + "..." for token in issued if token in logs]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_between_sumups_answer_and_the_store_keeps_the_grant(
+    worker_processes, connect, sumup, tmp_path
+):
+    """The worker gets SumUp's answer (a rotated refresh token), journals it, and dies
+    while its UPDATE waits on a row lock the test holds; its database session dies with
+    it, as when the machine under it goes. The redelivered task stores the journaled
+    answer instead of calling SumUp with the spent token, and the grant lives on."""
+    redis.client().flushdb()
+    sumup.configure(rotation="always", reject_reuse=True)
+    artist = connect()
+    spent = artist.profile.sumup_refresh_token or ""
+    sumup.add_fault("token", None, delay_seconds=1.0)  # holds the call, then answers
+    workers = worker_processes(1, concurrency=1)
+
+    with psycopg.connect(database_url()) as blocker:
+        assert token_refresh.run_sweep().enqueued == [artist.profile.pk]
+        wait_for(lambda: token_call_in_flight(sumup), "the token call")
+        blocker.execute(
+            "SELECT 1 FROM accounts_artistprofile WHERE id = %s FOR UPDATE", [artist.profile.pk]
+        )
+        wait_for(lambda: bool(blocked_by(blocker)), "the store waiting on the row lock")
+        assert refresh_journal.pending(artist.profile.pk) is not None, "journaled first"
+        workers.kill(0)
+        with connection.cursor() as cursor:
+            for pid in blocked_by(blocker):
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        blocker.rollback()
+
+    stored = ArtistProfile.objects.get(pk=artist.profile.pk)
+    assert stored.sumup_refresh_token == spent, "the store never reached the database"
+    assert rotated_at_sumup(sumup, spent)
+    leaked = logged_tokens(sumup, tmp_path / "workers")
+
+    # Redis hands the unacknowledged task to another worker (after the visibility
+    # timeout; sent again here at once).
+    again = worker_processes(1, concurrency=1)
+    token_refresh.refresh_artist.delay(artist.profile.pk)
+    wait_until(
+        again,
+        lambda: ArtistProfile.objects.get(pk=artist.profile.pk).sumup_refresh_token != spent,
+        "the journaled answer stored",
+    )
+    again.stop()
+
+    stored = ArtistProfile.objects.get(pk=artist.profile.pk)
+    assert stored.sumup_connection_status == ConnectionStatus.CONNECTED
+    assert holds_live_grant(sumup, stored)
+    assert sumup.state.refresh_calls(spent) == 1, "nobody called SumUp with the spent token"
+    assert (stored.sumup_refresh_claim, stored.sumup_refresh_enqueued_at) == ("", None)
+    assert refresh_journal.pending(artist.profile.pk) is None
+    # The next refresh works with the stored, rotated token.
+    assert refresh.refresh_profile(stored.pk, only_if_due=False).outcome is Outcome.REFRESHED
+    assert successful_refreshes(sumup, artist.grant_id) == 2
+    assert leaked + logged_tokens(sumup, tmp_path / "workers") == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_grant_lost_with_the_answer_in_flight_is_detected_and_the_artist_told(
+    worker_processes, connect, sumup, monkeypatch, mailoutbox
+):
+    """The documented window: SumUp rotates the token and the worker dies before the
+    answer reaches it. The first sweep after the dead worker's claim lapses finds the
+    token refused, marks the connection expired and emails the artist once."""
+    redis.client().flushdb()
+    sumup.configure(rotation="always", reject_reuse=True)
+    artist = connect()
+    spent = artist.profile.sumup_refresh_token or ""
+    sumup.add_fault("token", None, delay_seconds=1.5)
+    workers = worker_processes(1, concurrency=1)
+
+    assert token_refresh.run_sweep().enqueued == [artist.profile.pk]
+    wait_for(lambda: token_call_in_flight(sumup), "the token call")
+    workers.kill(0)
+    wait_for(lambda: rotated_at_sumup(sumup, spent), "SumUp's answer")
+    assert ArtistProfile.objects.get(pk=artist.profile.pk).sumup_refresh_token == spent
+    assert refresh_journal.pending(artist.profile.pk) is None
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)  # the next sweep's work inline
+    lapsed = timezone.now() + timedelta(seconds=refresh.CLAIM_SECONDS + 1)
+    with time_machine.travel(lapsed):
+        # Not `exclusive`: the sweep lock lapses in Redis's time, which travels not.
+        report = token_refresh.run_sweep(exclusive=False)
+
+    assert report.enqueued == [artist.profile.pk]
+    stored = ArtistProfile.objects.get(pk=artist.profile.pk)
+    assert stored.sumup_connection_status == ConnectionStatus.EXPIRED
+    assert stored.sumup_refresh_token is None
+    assert sumup.state.refresh_calls(spent) == 2, "the second, refused, is the detection"
+    assert [message.to for message in mailoutbox] == [[artist.profile.user.email]]

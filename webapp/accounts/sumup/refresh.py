@@ -2,14 +2,27 @@
 
 The protocol, for one artist:
 1. claim the row with a conditional UPDATE (nobody else holds an unexpired claim), so
-   only one process calls SumUp for this grant at a time;
+   only one process calls SumUp for this grant at a time; an answer left in the refresh
+   journal (below) is applied first;
 2. take a slot of the global SumUp API budget (queued work: of its bulk share, having
    booked a paced slot before this, `book_budget_slot`), or give the claim back and wait;
 3. call the token endpoint with the refresh token held at claim time;
-4. store the answer with compare-and-swap on (claim, token version): a worker whose claim
-   lapsed meanwhile never overwrites a newer token.
-On `invalid_grant` the row is read again first: a token that changed since the claim
-means another worker won a race, not that the artist revoked access.
+4. once SumUp answers, keep the answer before anything else can fail: journal it
+   (`refresh_journal`, in Redis), then store it in the row with compare-and-swap on the
+   token version alone, whether or not the claim is still held: no one wrote since the
+   claim, so the answer is the newest, and a rotated refresh token must not be dropped.
+   A worker that finds the version moved on (someone stored a newer token) drops its
+   answer; it never overwrites a newer token.
+On `invalid_grant` the journal is applied and the row read again first: a token that
+changed since the claim means another worker won a race, not that the artist revoked
+access.
+
+The window that remains: SumUp has rotated the refresh token and its answer is still on
+the network (or in the worker, not yet journaled: microseconds) when the worker dies.
+Nothing on our side holds the new token, and the row's one is spent. It is not silent:
+the first sweep after the dead worker's claim lapses (`CLAIM_SECONDS`) refreshes the
+artist again, SumUp refuses the spent token (`invalid_grant`), the connection is marked
+expired and the artist is emailed to reconnect (`refresh_alerts.ask_to_reconnect`).
 """
 
 from __future__ import annotations
@@ -20,16 +33,17 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Q, QuerySet
+from django.db import DatabaseError
+from django.db.models import Case, DateTimeField, F, Q, QuerySet, Value, When
 from django.utils import timezone
 from limits import RateLimitItem
 
 from accounts.models import ArtistProfile, ConnectionStatus
-from accounts.sumup import client, refresh_alerts
+from accounts.sumup import client, refresh_alerts, refresh_journal
 from accounts.sumup.client import SumUpError
 from accounts.sumup.connection import cleared_connection, token_changes
 from events import rate_limits
@@ -41,6 +55,7 @@ REFRESHABLE = (ConnectionStatus.CONNECTED, ConnectionStatus.ERROR)
 API_RULE = "sumup-api"  # the global budget of calls to SumUp (events.rate_limits)
 BOOKED_SLOT_GRACE = 2.0  # seconds a booked slot of the budget stays good after its time
 OVER_BUDGET_SPREAD = 1.0  # seconds, at most, added at random to an over-budget wait
+JOURNALED_RETRY = 2.0  # seconds: an answer the database refused is tried again this soon
 
 
 class Outcome(enum.StrEnum):
@@ -59,6 +74,7 @@ class Result:
     outcome: Outcome
     retry_after: float | None = None
     error: str = ""
+    failures: int = 0  # RETRY: transient failures in a row, this one included
 
 
 def _budget() -> RateLimitItem:
@@ -69,6 +85,11 @@ def book_budget_slot(*, within: float) -> rate_limits.Slot:
     """For queued refreshes: book the next paced slot of the SumUp budget (see
     events.rate_limits), so a sweep's refreshes reach SumUp evenly spaced."""
     return rate_limits.reserve(API_RULE, _budget(), within=within)
+
+
+def paced_interval() -> float:
+    """Seconds between two paced slots of the SumUp budget for queued refreshes."""
+    return rate_limits.interval(_budget())
 
 
 def booked_slot_usable(at: float) -> bool:
@@ -115,6 +136,7 @@ _CLAIMED_FIELDS = (
 def _claim(
     profile_id: int, *, only_if_due: bool, expiring_within: float | None
 ) -> tuple[str, ArtistProfile] | None:
+    apply_journal(profile_id)
     now = timezone.now()
     if expiring_within is not None:
         soon = now + timedelta(seconds=expiring_within)
@@ -129,7 +151,11 @@ def _claim(
     claimed = (
         candidates.filter(pk=profile_id)
         .filter(
-            Q(sumup_refresh_claimed_until__isnull=True) | Q(sumup_refresh_claimed_until__lt=now)
+            Q(sumup_refresh_claimed_until__isnull=True)
+            | Q(sumup_refresh_claimed_until__lt=now)
+            # No claim, only a time: a retry's backoff (`defer`), which paces queued
+            # work but never holds a refresh asked for now.
+            | Q(sumup_refresh_claim="")
         )
         .update(
             sumup_refresh_claim=claim,
@@ -179,24 +205,97 @@ def refresh_profile(
         token = client.refresh(refresh_token=refresh_token)
     except SumUpError as exc:
         return _failed(profile, claim, exc)
-    now = timezone.now()
-    changes = token_changes(profile, token, now)
-    changes.update(
-        sumup_last_refresh_at=now,
-        sumup_refresh_claim="",
-        sumup_refresh_claimed_until=None,
-        sumup_refresh_enqueued_at=None,
+    return _keep_answer(profile, claim, token)
+
+
+def _keep_answer(profile: ArtistProfile, claim: str, answer: dict[str, Any]) -> Result:
+    """SumUp has answered: journal the answer, store it, then forget the journal entry."""
+    received_at = time.time()
+    entry = refresh_journal.record(
+        profile.pk,
+        version=profile.sumup_token_version,
+        claim=claim,
+        answer=answer,
+        received_at=received_at,
     )
-    stored = ArtistProfile.objects.filter(
-        pk=profile_id, sumup_refresh_claim=claim, sumup_token_version=profile.sumup_token_version
-    ).update(**changes)
+    try:
+        stored = _store(profile, claim, answer, received_at)
+    except DatabaseError:
+        if entry is None:
+            raise
+        log.warning(
+            "SumUp refresh for artist profile %s: the database did not take the answer; "
+            "it stays in the refresh journal until it does",
+            profile.pk,
+        )
+        return Result(Outcome.RETRY, retry_after=JOURNALED_RETRY, error="database")
+    if entry is not None:
+        refresh_journal.forget(profile.pk, entry)
     if not stored:
         log.warning(
-            "SumUp refresh for artist profile %s lost its claim; result dropped", profile_id
+            "SumUp refresh for artist profile %s answered after a newer token was stored; "
+            "the newer one is kept",
+            profile.pk,
         )
         return Result(Outcome.LOST_RACE)
     refresh_alerts.clear_halt()
     return Result(Outcome.REFRESHED)
+
+
+def _store(profile: ArtistProfile, claim: str, answer: dict[str, Any], received_at: float) -> bool:
+    """Write SumUp's answer to the row it was asked for, whoever holds the claim now.
+
+    The version alone decides: unchanged since the claim, nothing newer was stored, and
+    this answer is the grant's newest. The claim is released if it is still `claim` (or
+    only a backoff mark); a claim someone took after `claim` lapsed stays theirs: their
+    refresh finds the version moved on."""
+    at = datetime.fromtimestamp(received_at, tz=UTC)
+    ours = Q(sumup_refresh_claim=claim) | Q(sumup_refresh_claim="")
+    changes = token_changes(profile, answer, at)
+    changes.update(
+        sumup_last_refresh_at=at,
+        sumup_refresh_claim=Case(When(ours, then=Value("")), default=F("sumup_refresh_claim")),
+        sumup_refresh_claimed_until=Case(
+            When(ours, then=Value(None)),
+            default=F("sumup_refresh_claimed_until"),
+            output_field=DateTimeField(),
+        ),
+        sumup_refresh_enqueued_at=None,
+    )
+    return bool(
+        ArtistProfile.objects.filter(
+            pk=profile.pk, sumup_token_version=profile.sumup_token_version
+        ).update(**changes)
+    )
+
+
+def apply_journal(profile_id: int) -> bool:
+    """Store an answer a worker journaled but did not store (it died, or the database was
+    away); drop it if the row has moved on. True if it was stored."""
+    entry = refresh_journal.pending(profile_id)
+    return entry is not None and _apply_entry(profile_id, entry)
+
+
+def apply_journals() -> int:
+    """`apply_journal` for every artist with a journaled answer; how many were stored."""
+    return sum(_apply_entry(pk, entry) for pk, entry in refresh_journal.all_pending().items())
+
+
+def _apply_entry(profile_id: int, entry: refresh_journal.Entry) -> bool:
+    profile = (
+        ArtistProfile.objects.only(*_CLAIMED_FIELDS)
+        .filter(pk=profile_id, sumup_token_version=entry.version)
+        .first()
+    )
+    stored = profile is not None and _store(profile, entry.claim, entry.answer, entry.received_at)
+    refresh_journal.forget(profile_id, entry)
+    if stored:
+        log.warning(
+            "SumUp refresh for artist profile %s: stored the answer its worker journaled "
+            "but did not store",
+            profile_id,
+        )
+    return stored
 
 
 def _failed(profile: ArtistProfile, claim: str, exc: SumUpError) -> Result:
@@ -223,10 +322,19 @@ def _failed(profile: ArtistProfile, claim: str, exc: SumUpError) -> Result:
         sumup_last_error=str(exc)[:200],
         sumup_refresh_failures=F("sumup_refresh_failures") + 1,
     )
-    return Result(Outcome.RETRY, retry_after=exc.retry_after, error=exc.code)
+    failures = (
+        ArtistProfile.objects.filter(pk=profile.pk)
+        .values_list("sumup_refresh_failures", flat=True)
+        .first()
+    )
+    return Result(
+        Outcome.RETRY, retry_after=exc.retry_after, error=exc.code, failures=failures or 1
+    )
 
 
 def _grant_refused(profile: ArtistProfile, claim: str, exc: SumUpError) -> Result:
+    # A worker whose claim lapsed may have had this token rotated and journaled the answer.
+    apply_journal(profile.pk)
     current = ArtistProfile.objects.get(pk=profile.pk)
     if current.sumup_token_version != profile.sumup_token_version:
         _release(profile.pk, claim)
@@ -248,6 +356,16 @@ def give_up(profile_id: int, error: str) -> None:
     ArtistProfile.objects.filter(pk=profile_id, sumup_connection_status__in=REFRESHABLE).update(
         sumup_connection_status=ConnectionStatus.ERROR,
         sumup_last_error=error[:200],
+        sumup_refresh_enqueued_at=None,
+    )
+
+
+def defer(profile_id: int, seconds: float) -> None:
+    """Try again in `seconds`: a time in the row, not a countdown held by a worker.
+    Queued work leaves the artist alone until then (`sumup_refresh_claimed_until` with no
+    claim); the dispatcher or a sweep queues it once the time has passed."""
+    ArtistProfile.objects.filter(pk=profile_id, sumup_refresh_claim="").update(
+        sumup_refresh_claimed_until=timezone.now() + timedelta(seconds=seconds),
         sumup_refresh_enqueued_at=None,
     )
 

@@ -6,6 +6,7 @@ from django.utils import timezone
 from rich.progress import Progress
 
 from accounts.models import ArtistProfile, ConnectionStatus
+from accounts.sumup.refresh import due_profiles
 from jobs.token_refresh import run_sweep
 
 POLL_SECONDS = 0.5
@@ -25,22 +26,33 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         started = timezone.now()
+        # The sweep queues the next few seconds of paced work and its dispatcher the rest,
+        # so --wait follows every artist due now, not only those the sweep itself queued.
+        # One already in error is tried again but not waited for: it may stay in error.
+        due = list(
+            due_profiles(started)
+            .exclude(sumup_connection_status=ConnectionStatus.ERROR)
+            .values_list("pk", flat=True)
+        )
         report = run_sweep(exclusive=False)
         if report.skipped:
             self.stdout.write(self.style.WARNING(f"Sweep: {report.skipped}"))
-        self.stdout.write(f"Enqueued {len(report.enqueued)} artist(s) for refresh.")
-        if not options["wait"] or not report.enqueued:
+        more = "; the dispatcher queues the rest at the budget's pace" if report.more_due else ""
+        self.stdout.write(f"Enqueued {len(report.enqueued)} artist(s) for refresh{more}.")
+        if not options["wait"] or not due:
             return
-        pending = ArtistProfile.objects.filter(
-            pk__in=report.enqueued, sumup_refresh_enqueued_at__isnull=False
+        pending = (
+            ArtistProfile.objects.filter(pk__in=due)
+            .exclude(sumup_last_refresh_at__gte=started)
+            .exclude(sumup_connection_status__in=[ConnectionStatus.EXPIRED, ConnectionStatus.ERROR])
         )
         deadline = time.monotonic() + options["timeout"]
         with Progress(transient=True) as progress:
-            bar = progress.add_task("Refreshing", total=len(report.enqueued))
+            bar = progress.add_task("Refreshing", total=len(due))
             while (left := pending.count()) and time.monotonic() < deadline:
-                progress.update(bar, completed=len(report.enqueued) - left)
+                progress.update(bar, completed=len(due) - left)
                 time.sleep(POLL_SECONDS)
-        done = ArtistProfile.objects.filter(pk__in=report.enqueued)
+        done = ArtistProfile.objects.filter(pk__in=due)
         refreshed = done.filter(sumup_last_refresh_at__gte=started).count()
         expired = done.filter(sumup_connection_status=ConnectionStatus.EXPIRED).count()
         errors = done.filter(sumup_connection_status=ConnectionStatus.ERROR).count()
