@@ -10,7 +10,11 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import setup_logging, task_postrun, task_prerun
 
+from events.startup import settings_or_exit
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "events.settings")
+# Before Celery reads them: a bad setting ends `celery -A jobs worker|beat` with one line.
+settings_or_exit()
 
 app = Celery(
     "jobs", include=["jobs.health", "jobs.token_refresh", "jobs.backfills", "jobs.campaigns"]

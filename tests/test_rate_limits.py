@@ -27,6 +27,12 @@ def test_rates_are_read_in_the_forms_the_settings_use():
         parse_rate("fast", setting="EMAIL_RATE_LIMIT")
 
 
+@pytest.mark.parametrize("text", ["0/s", "0/10s", "5/0s", "-1/s", "5/fortnight", "5 per s"])
+def test_a_rate_of_nothing_or_of_no_known_period_is_refused(text):
+    with pytest.raises(ImproperlyConfigured, match=r"EMAIL_RATE_LIMIT must look like 20/s"):
+        parse_rate(text, setting="EMAIL_RATE_LIMIT")
+
+
 def test_bulk_work_is_paced_one_grant_per_window_below_its_share():
     # The share is 97 % of the rate, rounded (see the test of `bulk_share` below).
     assert 0.95 <= rate_limits.PACE_SHARE < 1

@@ -1,10 +1,20 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from campaigns.models import Campaign
 from events import env
+
+if TYPE_CHECKING:
+    from tests.support.worker_processes import worker_environment
+else:
+    from support.worker_processes import worker_environment
 
 
 def test_it_reads_booleans_strictly(monkeypatch):
@@ -80,3 +90,194 @@ def test_settings_configure_anymail_from_the_environment_alone():
     result = _settings_in_subprocess({"ANYMAIL_POSTMARK_SERVER_TOKEN": "server-token"})
     assert result.returncode == 0, result.stderr
     assert "'POSTMARK_SERVER_TOKEN': 'server-token'" in result.stdout
+
+
+def test_a_choice_is_matched_without_regard_to_case_and_returned_as_spelled(monkeypatch):
+    monkeypatch.setenv("LEVEL", "warning")
+    assert env.env_choice("LEVEL", "INFO", ("INFO", "WARNING")) == "WARNING"
+    monkeypatch.setenv("LEVEL", "loud")
+    with pytest.raises(ImproperlyConfigured, match="LEVEL must be one of INFO, WARNING"):
+        env.env_choice("LEVEL", "INFO", ("INFO", "WARNING"))
+
+
+def test_the_forms_the_settings_document_are_accepted(monkeypatch):
+    monkeypatch.setenv("RATE", "600/min")
+    assert env.env_rate("RATE", "10/s") == "600/min"
+    monkeypatch.setenv("REDIS", "unix:///run/redis.sock")
+    assert env.env_redis_url("REDIS", "redis://x") == "unix:///run/redis.sock"
+    monkeypatch.setenv("SENDER", "Jersey Events <no-reply@jerseyevents.test>")
+    assert env.env_email("SENDER", "") == "Jersey Events <no-reply@jerseyevents.test>"
+    monkeypatch.setenv("LIMIT", "299")
+    assert env.env_int("LIMIT", 1, minimum=1, maximum=299) == 299
+
+
+def test_a_password_in_a_refused_url_is_not_repeated(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "mysql://app:hunter2secret@db/events")
+    with pytest.raises(ImproperlyConfigured) as refused:
+        env.env_database("DATABASE_URL", "sqlite:///x")
+    assert "hunter2secret" not in str(refused.value)
+    assert "mysql://***@db/events" in str(refused.value)
+
+
+# One bad value per case: the variable, its value, and the start of the one line that
+# must name it. Every other variable keeps its default.
+BAD_SETTINGS = [
+    ("DEBUG", "sometimes", "DEBUG must be a boolean"),
+    ("ALLOWED_HOSTS", " , ", "ALLOWED_HOSTS must list at least one value"),
+    ("SITE_URL", "jerseyevents.test", "SITE_URL must be an http(s) URL"),
+    ("SUMUP_BASE_URL", "https://api.sumup.com:99999", "SUMUP_BASE_URL must be an http(s) URL"),
+    ("SUMUP_REDIRECT_URI", "https:///callback/", "SUMUP_REDIRECT_URI must be an http(s) URL"),
+    ("DATABASE_URL", "mysql://app@db/events", "DATABASE_URL must be a postgres:// or sqlite"),
+    ("DATABASE_CONN_MAX_AGE", "-1", "DATABASE_CONN_MAX_AGE must be at least 0"),
+    ("REDIS_URL", "redis://127.0.0.1:6379/zero", "REDIS_URL must be a URL such as redis://"),
+    ("CELERY_BROKER_URL", "amqp://guest@rabbit//", "CELERY_BROKER_URL must be a URL such as"),
+    ("CELERY_TASK_TIME_LIMIT", "5 min", "CELERY_TASK_TIME_LIMIT must be a whole number"),
+    ("CELERY_TASK_SOFT_TIME_LIMIT", "300", "CELERY_TASK_SOFT_TIME_LIMIT must be from 1 to 299"),
+    ("CELERY_VISIBILITY_TIMEOUT", "120", "CELERY_VISIBILITY_TIMEOUT must be at least 301"),
+    ("CAMPAIGNS_RECOVER_INTERVAL", "0", "CAMPAIGNS_RECOVER_INTERVAL must be at least 1"),
+    ("SUMUP_REFRESH_SWEEP_INTERVAL", "600", "SUMUP_REFRESH_SWEEP_INTERVAL must be from 10 to"),
+    ("SUMUP_REFRESH_TOKEN_RENEW_AFTER", "17280000", "SUMUP_REFRESH_TOKEN_RENEW_AFTER must be"),
+    ("SUMUP_REFRESH_MAX_ATTEMPTS", "0", "SUMUP_REFRESH_MAX_ATTEMPTS must be at least 1"),
+    ("SUMUP_API_RATE_LIMIT", "fast", "SUMUP_API_RATE_LIMIT must look like 20/s"),
+    ("SUMUP_API_RATE_LIMIT", "0/s", "SUMUP_API_RATE_LIMIT must look like 20/s"),
+    ("SUMUP_TOKEN_KEYS", "not-a-fernet-key", "SUMUP_TOKEN_KEYS must be comma-separated Fernet"),
+    ("BACKFILL_BATCH_SIZE", "-5", "BACKFILL_BATCH_SIZE must be from 1 to 50000"),
+    ("BACKFILL_BATCH_SIZE", "1000000", "BACKFILL_BATCH_SIZE must be from 1 to 50000"),
+    ("BACKFILL_PAUSE_MS", "-100", "BACKFILL_PAUSE_MS must be at least 0"),
+    ("EMAIL_BACKEND", "smtp server", "EMAIL_BACKEND must be a dotted path"),
+    ("DEFAULT_FROM_EMAIL", "Jersey Events", "DEFAULT_FROM_EMAIL must be an email address"),
+    ("SERVER_EMAIL", "ops@", "SERVER_EMAIL must be an email address"),
+    ("ADMINS", "ops@example.com,nobody", "ADMINS must be an email address"),
+    ("EMAIL_RATE_LIMIT", "0/s", "EMAIL_RATE_LIMIT must look like 20/s"),
+    ("EMAIL_RATE_LIMIT", "5/0s", "EMAIL_RATE_LIMIT must look like 20/s"),
+    ("EMAIL_RETRY_BACKOFF", "0", "EMAIL_RETRY_BACKOFF must be at least 1"),
+    ("UNSUBSCRIBE_EMAIL", "unsubscribe", "UNSUBSCRIBE_EMAIL must be an email address"),
+    ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of plain, json"),
+    ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of DEBUG, INFO"),
+    ("LOG_FILE", "/nonexistent/folder/events.log", "LOG_FILE must be a file in an existing"),
+]
+VENV_BIN = Path(sys.executable).parent
+
+
+def _run(command: list[str], extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    environ = {
+        "PATH": f"{VENV_BIN}:/usr/bin:/bin",
+        "HOME": os.environ["HOME"],
+        "DJANGO_SETTINGS_MODULE": "events.settings",
+        "DEBUG": "true",
+        **extra_env,
+    }
+    return subprocess.run(
+        command,
+        cwd=settings.PROJECT_DIR,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _manage(*args: str, extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return _run([sys.executable, str(settings.WEBAPP_DIR / "manage.py"), *args], extra_env)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"), BAD_SETTINGS, ids=[f"{n}={v}" for n, v, _ in BAD_SETTINGS]
+)
+def test_a_bad_setting_stops_manage_py_with_one_line_naming_it(name, value, says):
+    result = _manage("check", extra_env={name: value})
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(f"error: {says}")
+    assert result.stdout == ""
+
+
+def test_the_same_settings_in_an_accepted_form_start():
+    accepted = {
+        "LOG_FORMAT": "JSON",
+        "LOG_LEVEL": "warning",
+        "EMAIL_RATE_LIMIT": "600/min",
+        "SUMUP_API_RATE_LIMIT": "5/10s",
+        "ADMINS": "Ops <ops@example.com>, dev@example.com",
+        "REDIS_URL": "redis://127.0.0.1:6379/3",
+    }
+    result = _manage("check", extra_env=accepted)
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("missing", "present"),
+    [
+        ("SUMUP_CLIENT_ID", {}),
+        ("SUMUP_CLIENT_SECRET", {"SUMUP_CLIENT_ID": "client"}),
+        ("SUMUP_TOKEN_KEYS", {"SUMUP_CLIENT_ID": "client", "SUMUP_CLIENT_SECRET": "secret"}),
+    ],
+)
+def test_production_names_each_required_setting_that_is_missing(missing, present):
+    production = {"DEBUG": "false", "SECRET_KEY": "a-long-production-secret", **present}
+    result = _manage("check", extra_env=production)
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(f"error: {missing} must be set")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["celery", "-A", "jobs", "worker", "--without-mingle", "--without-gossip"],
+        ["celery", "-A", "jobs", "beat"],
+    ],
+    ids=["worker", "beat"],
+)
+def test_a_bad_setting_stops_celery_with_one_line_naming_it(command):
+    result = _run([str(VENV_BIN / command[0]), *command[1:]], {"LOG_FORMAT": "xml"})
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: LOG_FORMAT must be one of plain, json, got 'xml'"]
+
+
+def test_a_bad_setting_stops_gunicorn_with_one_line_naming_it():
+    command = [str(VENV_BIN / "gunicorn"), "events.wsgi", "--bind", "127.0.0.1:0"]
+    result = _run([*command, "--workers", "1"], {"SUMUP_API_RATE_LIMIT": "fast"})
+
+    # gunicorn's "App failed to load": its master stops rather than boot the worker again.
+    assert result.returncode == 4
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert errors == [
+        "error: SUMUP_API_RATE_LIMIT must look like 20/s, 600/min or 5/10s, above zero, got 'fast'"
+    ]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_sumup_rate_stops_the_manual_sweep_before_it_claims_anyone(make_artist):
+    due = make_artist()
+    due.update_sumup_connection({"access_token": "a", "refresh_token": "r", "expires_in": 60})
+    environ = {**worker_environment(), "SUMUP_API_RATE_LIMIT": "fast"}
+
+    result = _run(
+        [sys.executable, str(settings.WEBAPP_DIR / "manage.py"), "refresh_sumup_tokens"], environ
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: SUMUP_API_RATE_LIMIT must look like 20/s")
+    due.refresh_from_db()
+    assert due.sumup_refresh_enqueued_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_email_rate_stops_a_campaign_before_it_is_created(make_artist):
+    make_artist(is_approved=True)
+    environ = {**worker_environment(), "EMAIL_RATE_LIMIT": "0/s"}
+
+    result = _run(
+        [sys.executable, str(settings.WEBAPP_DIR / "manage.py"), "notify_artists_sumup_migration"],
+        environ,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: EMAIL_RATE_LIMIT must look like 20/s")
+    assert not Campaign.objects.exists()

@@ -6,11 +6,20 @@ behaviour later.
 """
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
+from email.utils import parseaddr
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.validators import validate_email
+from redis.connection import parse_url
+
+from events.rate_limits import parse_rate
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -45,7 +54,27 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false, yes/no), got {value!r}")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_choice(name: str, default: str, choices: Sequence[str]) -> str:
+    """One of `choices`, matched without regard to case and returned as spelled there."""
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def env_int(
+    name: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    why: str = "",
+) -> int:
+    """A whole number within [minimum, maximum]; `why` explains a bound set by another
+    setting in the error."""
     value = _raw(name)
     if value is None or value == "":
         return default
@@ -53,44 +82,170 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         number = int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from None
-    if minimum is not None and number < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
+    too_small = minimum is not None and number < minimum
+    too_large = maximum is not None and number > maximum
+    if too_small or too_large:
+        if minimum is not None and maximum is not None:
+            bounds = f"from {minimum} to {maximum}"
+        elif minimum is not None:
+            bounds = f"at least {minimum}"
+        else:
+            bounds = f"at most {maximum}"
+        because = f" ({why})" if why else ""
+        raise ImproperlyConfigured(f"{name} must be {bounds}{because}, got {number}")
     return number
 
 
-def env_list(name: str, default: list[str] | None = None, *, sep: str = ",") -> list[str]:
+def env_list(
+    name: str, default: list[str] | None = None, *, sep: str = ",", required: bool = False
+) -> list[str]:
     value = _raw(name)
-    if value is None:
-        return list(default or [])
-    return [item.strip() for item in value.split(sep) if item.strip()]
+    items = (
+        list(default or [])
+        if value is None
+        else [item.strip() for item in value.split(sep) if item.strip()]
+    )
+    if required and not items:
+        raise ImproperlyConfigured(f"{name} must list at least one value, separated by {sep!r}")
+    return items
+
+
+def _shown(url: str) -> str:
+    """`url` fit for an error message: a password in it replaced."""
+    return re.sub(r"//[^/@]*@", "//***@", url)
 
 
 def env_url(name: str, default: str, *, keep_trailing_slash: bool = False) -> str:
     """An http(s) URL; by default without a trailing slash (SumUp rejects URLs ending in one)."""
     value = env_str(name, default) or default
-    if not value.startswith(("http://", "https://")) or value[-3:] == "://":
-        raise ImproperlyConfigured(f"{name} must be an http(s) URL, got {value!r}")
+    try:
+        parts = urlsplit(value)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _port = parts.port  # raises on a port that is not a number from 0 to 65535
+    except ValueError:
+        usable = False
+    if not usable or any(char.isspace() for char in value):
+        raise ImproperlyConfigured(
+            f"{name} must be an http(s) URL such as https://host/path, got {_shown(value)!r}"
+        )
     return value if keep_trailing_slash else value.rstrip("/")
 
 
 def env_redis_url(name: str, default: str) -> str:
+    """A Redis URL that redis-py reads as written (it ignores a database that is not a
+    number, and would use database 0 instead)."""
     value = env_str(name, default) or default
+    accepted = (
+        f"{name} must be a URL such as redis://host:6379/0 or unix:///path, got {_shown(value)!r}"
+    )
     if not value.startswith(("redis://", "rediss://", "unix://")):
-        raise ImproperlyConfigured(f"{name} must be a redis:// URL, got {value!r}")
+        raise ImproperlyConfigured(accepted)
+    try:
+        parsed = parse_url(value)  # type: ignore[no-untyped-call]
+        parts = urlsplit(value)
+    except ValueError:
+        raise ImproperlyConfigured(accepted) from None
+    database = parts.path.strip("/")
+    if value.startswith("unix://"):
+        usable = bool(parsed.get("path"))
+    else:
+        usable = bool(parts.hostname) and (database == "" or database.isdigit())
+    if not usable:
+        raise ImproperlyConfigured(accepted)
     return value
+
+
+# The engines the project runs on and backs up (operations.backups).
+_DATABASE_ENGINES = ("django.db.backends.postgresql", "django.db.backends.sqlite3")
 
 
 def env_database(name: str, default: str, *, conn_max_age: int = 0) -> dict[str, Any]:
     value = env_str(name, default) or default
+    accepted = "a postgres:// or sqlite:/// URL"
     try:
         config: dict[str, Any] = dict(
             dj_database_url.parse(value, conn_max_age=conn_max_age, conn_health_checks=True)
         )
-    except Exception as exc:  # dj-database-url raises several types for a bad URL
-        raise ImproperlyConfigured(f"{name} is not a usable database URL: {exc}") from None
-    if not config.get("ENGINE"):
-        raise ImproperlyConfigured(f"{name} names no database engine: {value!r}")
+    except Exception:  # dj-database-url raises several types for a bad URL
+        config = {}
+    if config.get("ENGINE") not in _DATABASE_ENGINES or not config.get("NAME"):
+        raise ImproperlyConfigured(f"{name} must be {accepted}, got {_shown(value)!r}")
     return config
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate such as `20/s` (events.rate_limits reads it), kept as written."""
+    value = env_str(name, default) or default
+    parse_rate(value, setting=name)
+    return value
+
+
+def env_email(name: str, default: str) -> str:
+    """An address, alone or as `Name <address>`."""
+    value = env_str(name, default)
+    if value:
+        _check_address(name, value)
+    return value
+
+
+def env_emails(name: str) -> list[str]:
+    """Comma-separated addresses, each alone or as `Name <address>`."""
+    values = env_list(name)
+    for value in values:
+        _check_address(name, value)
+    return values
+
+
+def _check_address(name: str, value: str) -> None:
+    _display, address = parseaddr(value)
+    try:
+        validate_email(address)
+    except ValidationError:
+        raise ImproperlyConfigured(
+            f"{name} must be an email address such as a@example.com or Name <a@example.com>, "
+            f"got {value!r}"
+        ) from None
+
+
+_DOTTED_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
+
+
+def env_dotted_path(name: str, default: str) -> str:
+    """A class given by its dotted path. Only the form is checked: importing it here, while
+    the settings themselves are loading, could import code that reads them."""
+    value = env_str(name, default) or default
+    if not _DOTTED_PATH.fullmatch(value):
+        raise ImproperlyConfigured(
+            f"{name} must be a dotted path such as package.module.Class, got {value!r}"
+        )
+    return value
+
+
+def env_file_path(name: str) -> str:
+    """A file to write, in a folder that exists (the file itself is created if need be)."""
+    value = env_str(name)
+    if value and not Path(value).expanduser().resolve().parent.is_dir():
+        raise ImproperlyConfigured(f"{name} must be a file in an existing folder, got {value!r}")
+    return value
+
+
+def check_fernet_keys(name: str, *, required: bool) -> None:
+    """Comma-separated Fernet keys (accounts.sumup.crypto reads them when used): checked
+    at start-up, so a bad key stops the process instead of the first token it meets."""
+    keys = [key.strip() for key in (_raw(name) or "").split(",") if key.strip()]
+    if required and not keys:
+        raise ImproperlyConfigured(
+            f"{name} must be set when DEBUG is off: comma-separated Fernet keys, newest first "
+            "(make one with cryptography's Fernet.generate_key())"
+        )
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated Fernet keys (32 url-safe base64 bytes); "
+                f"key {position} is not one"
+            ) from None
 
 
 def env_prefixed(prefix: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:

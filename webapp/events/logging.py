@@ -90,6 +90,11 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+# The values LOG_LEVEL and LOG_FORMAT accept (settings refuse any other at start-up).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("plain", "json")
+
+
 def build_logging(*, level: str, json_format: bool, log_file: str) -> dict[str, Any]:
     """The LOGGING setting: console always, plus a rotating file when `log_file` is set."""
     formatter: dict[str, Any] = (

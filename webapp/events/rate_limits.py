@@ -74,16 +74,21 @@ return {1, slot - now}
 
 
 def parse_rate(text: str, *, setting: str = "rate") -> RateLimitItem:
-    """`20/s`, `100/second`, `600/min` or `5/10s` as a `limits` rate."""
+    """`20/s`, `100/second`, `600/min` or `5/10s` as a `limits` rate: at least one call in
+    a period of at least one unit (a rate of none would divide by zero when paced, and
+    `limits` reads a period of 0 units as 1)."""
+    accepted = f"{setting} must look like 20/s, 600/min or 5/10s, above zero, got {text!r}"
     match = _RATE.fullmatch(text.lower())
     if match is None:
-        raise ImproperlyConfigured(f"{setting} must look like 20/s or 600/minute, got {text!r}")
+        raise ImproperlyConfigured(accepted)
     amount, multiple, unit = match.groups()
+    if int(amount) < 1 or (multiple and int(multiple) < 1):
+        raise ImproperlyConfigured(accepted)
     unit = _UNITS.get(unit, unit)
     try:
         return parse(f"{amount}/{multiple}{unit}" if multiple else f"{amount}/{unit}")
     except ValueError:
-        raise ImproperlyConfigured(f"{setting} has an unknown unit: {text!r}") from None
+        raise ImproperlyConfigured(accepted) from None
 
 
 @cache

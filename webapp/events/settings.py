@@ -10,17 +10,24 @@ from typing import Any
 import django_stubs_ext
 
 from events.env import (
+    check_fernet_keys,
     env_bool,
+    env_choice,
     env_database,
+    env_dotted_path,
+    env_email,
+    env_emails,
+    env_file_path,
     env_int,
     env_list,
     env_prefixed,
+    env_rate,
     env_redis_url,
     env_required,
     env_str,
     env_url,
 )
-from events.logging import build_logging
+from events.logging import LOG_FORMATS, LOG_LEVELS, build_logging
 
 # Lets admin and querysets be written with type parameters (ModelAdmin[Model]).
 django_stubs_ext.monkeypatch()
@@ -33,7 +40,7 @@ if DEBUG:
     SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-do-not-use-in-production")
 else:
     SECRET_KEY = env_required("SECRET_KEY", "it signs sessions and links when DEBUG is off")
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"], required=True)
 SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
@@ -153,7 +160,13 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 60 * 60  # seconds
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)  # seconds
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)  # seconds
+CELERY_TASK_SOFT_TIME_LIMIT = env_int(
+    "CELERY_TASK_SOFT_TIME_LIMIT",
+    240,
+    minimum=1,
+    maximum=CELERY_TASK_TIME_LIMIT - 1,
+    why="below CELERY_TASK_TIME_LIMIT, so a task can clean up before it is killed",
+)  # seconds
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's Django fixup closes every database connection (and, under prefork, the whole
 # pool) after each task unless this is set; jobs.celery applies Django's own rule per
@@ -167,7 +180,12 @@ CELERY_BROKER_TRANSPORT = "jobs.broker:Transport"
 # With acks_late, a task whose worker died is redelivered once this many seconds have
 # passed without an ack; it must exceed the longest task's run time (the hard limit).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
+    "visibility_timeout": env_int(
+        "CELERY_VISIBILITY_TIMEOUT",
+        3600,
+        minimum=max(60, CELERY_TASK_TIME_LIMIT + 1),
+        why="above CELERY_TASK_TIME_LIMIT, or a running task is handed to a second worker",
+    )
 }
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -181,8 +199,15 @@ CAMPAIGNS_RECOVER_INTERVAL = env_int("CAMPAIGNS_RECOVER_INTERVAL", 60, minimum=1
 BACKFILLS_RECOVER_INTERVAL = env_int("BACKFILLS_RECOVER_INTERVAL", 60, minimum=1)  # seconds
 
 # --- SumUp ---
-SUMUP_CLIENT_ID = env_str("SUMUP_CLIENT_ID")
-SUMUP_CLIENT_SECRET = env_str("SUMUP_CLIENT_SECRET")
+if DEBUG:
+    SUMUP_CLIENT_ID = env_str("SUMUP_CLIENT_ID")
+    SUMUP_CLIENT_SECRET = env_str("SUMUP_CLIENT_SECRET")
+else:  # without them every refresh is refused as invalid_client
+    SUMUP_CLIENT_ID = env_required("SUMUP_CLIENT_ID", "the OAuth app registered with SumUp")
+    SUMUP_CLIENT_SECRET = env_required("SUMUP_CLIENT_SECRET", "the OAuth app's secret")
+# Read by accounts.sumup.crypto when a token is first encrypted; checked here so that a
+# malformed key stops start-up instead of the first refresh.
+check_fernet_keys("SUMUP_TOKEN_KEYS", required=not DEBUG)
 # Sent byte for byte in both legs of the flow, so it keeps the path's trailing slash.
 SUMUP_REDIRECT_URI = env_url(
     "SUMUP_REDIRECT_URI", f"{SITE_URL}/accounts/sumup/callback/", keep_trailing_slash=True
@@ -200,17 +225,28 @@ SUMUP_REFRESH_WINDOW = env_int("SUMUP_REFRESH_WINDOW", 600, minimum=60)  # secon
 # SumUp reissues a refresh token (6-month life) only when it is used in its last 30 days;
 # using it after 150 days keeps every grant alive with a margin.
 SUMUP_REFRESH_TOKEN_RENEW_AFTER = env_int(
-    "SUMUP_REFRESH_TOKEN_RENEW_AFTER", 150 * 24 * 3600, minimum=3600
+    "SUMUP_REFRESH_TOKEN_RENEW_AFTER",
+    150 * 24 * 3600,
+    minimum=3600,
+    maximum=179 * 24 * 3600,
+    why="179 days: a refresh token lives six months",
 )  # seconds
-SUMUP_REFRESH_SWEEP_INTERVAL = env_int("SUMUP_REFRESH_SWEEP_INTERVAL", 120, minimum=10)  # seconds
+SUMUP_REFRESH_SWEEP_INTERVAL = env_int(
+    "SUMUP_REFRESH_SWEEP_INTERVAL",
+    120,
+    minimum=10,
+    maximum=SUMUP_REFRESH_WINDOW - 1,
+    why="below SUMUP_REFRESH_WINDOW, or tokens expire between sweeps",
+)  # seconds
 SUMUP_REFRESH_MAX_ATTEMPTS = env_int("SUMUP_REFRESH_MAX_ATTEMPTS", 6, minimum=1)
-SUMUP_API_RATE_LIMIT = env_str("SUMUP_API_RATE_LIMIT", "20/s")
+SUMUP_API_RATE_LIMIT = env_rate("SUMUP_API_RATE_LIMIT", "20/s")
 
 # --- Backfills (batched data migrations on the workers) ---
 # Above this many rows a data migration records a run for the workers instead of
 # running inline, so a deploy never waits on a long backfill.
 BACKFILL_INLINE_MAX_ROWS = env_int("BACKFILL_INLINE_MAX_ROWS", 100_000, minimum=0)
-BACKFILL_BATCH_SIZE = env_int("BACKFILL_BATCH_SIZE", 5_000, minimum=1)  # first batch, rows
+# First batch, rows; at most backfills.engine.MAX_BATCH, the most a batch grows to.
+BACKFILL_BATCH_SIZE = env_int("BACKFILL_BATCH_SIZE", 5_000, minimum=1, maximum=50_000)
 BACKFILL_TARGET_BATCH_MS = env_int("BACKFILL_TARGET_BATCH_MS", 100, minimum=1)
 BACKFILL_PAUSE_MS = env_int("BACKFILL_PAUSE_MS", 0, minimum=0)  # between batches
 # A running backfill whose heartbeat is older than this is restarted by the recovery task.
@@ -228,23 +264,26 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
 }
 
 # --- Email ---
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Jersey Events <no-reply@jerseyevents.test>")
-SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
-ADMINS = env_list("ADMINS")  # addresses, e.g. "Ops <ops@example.com>"
+EMAIL_BACKEND = env_dotted_path("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_email("DEFAULT_FROM_EMAIL", "Jersey Events <no-reply@jerseyevents.test>")
+SERVER_EMAIL = env_email("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+ADMINS = env_emails("ADMINS")  # addresses, e.g. "Ops <ops@example.com>"
 # Campaign emails across all workers never exceed this rate (see events/rate_limits.py).
-EMAIL_RATE_LIMIT = env_str("EMAIL_RATE_LIMIT", "10/s")
+EMAIL_RATE_LIMIT = env_rate("EMAIL_RATE_LIMIT", "10/s")
+# Seconds before a send's first retry; campaigns.sending reads it per call, this checks
+# it at start-up.
+EMAIL_RETRY_BACKOFF = env_int("EMAIL_RETRY_BACKOFF", 5, minimum=1)
 # A send handed to the queue that has not been claimed this long is handed out again
 # (its task went with a worker); a stalled campaign's sends are handed out sooner.
 CAMPAIGNS_REDISPATCH_AFTER = env_int("CAMPAIGNS_REDISPATCH_AFTER", 300, minimum=1)  # seconds
 # Optional mailto target offered in List-Unsubscribe beside the one-click https link.
-UNSUBSCRIBE_EMAIL = env_str("UNSUBSCRIBE_EMAIL")
+UNSUBSCRIBE_EMAIL = env_email("UNSUBSCRIBE_EMAIL", "")
 # Every ANYMAIL_<NAME> variable configures the chosen provider, e.g. ANYMAIL_MAILGUN_API_KEY.
 ANYMAIL = env_prefixed("ANYMAIL_")
 
 # LOG_FORMAT=json for log shippers; LOG_FILE adds a rotating file (the runbook tails one).
 LOGGING = build_logging(
-    level=env_str("LOG_LEVEL", "INFO").upper(),
-    json_format=env_str("LOG_FORMAT", "plain").lower() == "json",
-    log_file=env_str("LOG_FILE"),
+    level=env_choice("LOG_LEVEL", "INFO", LOG_LEVELS),
+    json_format=env_choice("LOG_FORMAT", "plain", LOG_FORMATS) == "json",
+    log_file=env_file_path("LOG_FILE"),
 )

@@ -3,7 +3,6 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -12,11 +11,10 @@ from campaigns import audience, services
 from campaigns.messages import build
 from campaigns.models import Campaign
 from campaigns.progress import progress
-from events.rate_limits import parse_rate
+from events.options import rate_or_unlimited
 
 POLL_SECONDS = 1.0
 STALL_WARNING_SECONDS = 60.0  # no progress this long while running: say a worker may be missing
-UNLIMITED = ("none", "unlimited")
 
 
 class Command(BaseCommand):
@@ -39,6 +37,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--rate",
             default=settings.EMAIL_RATE_LIMIT,
+            type=rate_or_unlimited,
             help="Most emails per period across all workers, e.g. 10/s or 600/min "
             "(default EMAIL_RATE_LIMIT, %(default)s); 'unlimited' for none.",
         )
@@ -67,12 +66,7 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self._show_sample(approved_only=approved_only, resend=resend)
             return
-        rate = "" if options["rate"].strip().lower() in UNLIMITED else options["rate"]
-        if rate:
-            try:
-                parse_rate(rate, setting="--rate")
-            except ImproperlyConfigured as exc:
-                raise CommandError(str(exc)) from None
+        rate = options["rate"]
         actor = f"manage.py notify_artists_sumup_migration ({getpass.getuser()})"
         name = "SumUp reconnect" + (" (approved artists)" if approved_only else "")
         draft = Campaign(

@@ -5,9 +5,11 @@ from django.db import connection, transaction
 
 from accounts.models import ArtistProfile
 from accounts.sumup import crypto
+from events.options import whole_number
 
 ENCRYPTED_COLUMNS = ("sumup_access_token", "sumup_refresh_token")
 BATCH_SIZE = 1_000  # rows per transaction
+MAX_BATCH_SIZE = 10_000  # rows locked in one transaction at most
 
 
 class Command(BaseCommand):
@@ -17,7 +19,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+        parser.add_argument(
+            "--batch-size",
+            type=whole_number(1, MAX_BATCH_SIZE),
+            default=BATCH_SIZE,
+            help=f"Rows per transaction, 1 to {MAX_BATCH_SIZE:,} (default {BATCH_SIZE:,}).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         crypto.reset_keys()

@@ -7,6 +7,7 @@ from rich.progress import Progress
 
 from accounts.models import ArtistProfile, ConnectionStatus
 from accounts.sumup.refresh import due_profiles
+from events.options import seconds
 from jobs.token_refresh import run_sweep
 
 POLL_SECONDS = 0.5
@@ -21,7 +22,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--wait", action="store_true", help="Wait for the workers to finish.")
         parser.add_argument(
-            "--timeout", type=float, default=600.0, help="Seconds to wait at most (with --wait)."
+            "--timeout",
+            type=seconds(1, 86_400),
+            default=600.0,
+            help="Seconds to wait at most (with --wait), 1 to 86400.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -7,6 +7,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from backfills import control, engine, registry
 from backfills.models import BackfillRun, RunStatus
+from events.options import whole_number
 
 POLL_SECONDS = 0.5
 
@@ -30,7 +31,11 @@ class Command(BaseCommand):
         run = actions.add_parser("run", help="Start a run on the workers.")
         run.add_argument("name")
         run.add_argument("--dry-run", action="store_true", help="Count and time a sample batch.")
-        run.add_argument("--batch-size", type=int, help="Rows in the first batch.")
+        run.add_argument(
+            "--batch-size",
+            type=whole_number(1, engine.MAX_BATCH),
+            help=f"Rows in the first batch, 1 to {engine.MAX_BATCH:,}.",
+        )
         run.add_argument("--wait", action="store_true", help="Follow the run to its end.")
         for action in ("pause", "resume", "cancel", "status"):
             sub = actions.add_parser(action, help=f"{action.capitalize()} the active run.")
@@ -45,8 +50,8 @@ class Command(BaseCommand):
             return
         try:
             backfill = registry.get(options["name"])
-        except LookupError as exc:
-            raise CommandError(str(exc)) from None
+        except LookupError as exc:  # a usage error, as argparse's are
+            raise CommandError(str(exc), returncode=2) from None
         who = f"manage.py backfill {action}, by {getpass.getuser()}"
         try:
             if action == "run":

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from events.options import folder
 from operations.backups.base import BackupError
 from operations.backups.service import create_backup
 from operations.conf import backup_dir
@@ -30,7 +31,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
             "--dir",
-            type=Path,
+            type=folder,
             default=None,
             help="folder for the backup (default: BACKUP_DIR, else <repo>/var/backups)",
         )

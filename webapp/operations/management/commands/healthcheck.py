@@ -25,7 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if (options["any"] or options["destination"]) and not options["worker"]:
-            raise CommandError("--any and --destination go with --worker")
+            raise CommandError("--any and --destination go with --worker", returncode=2)
         checks: list[readiness.Check] = []
         if options["worker"]:
             destination: str | None = None
