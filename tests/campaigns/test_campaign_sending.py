@@ -196,7 +196,8 @@ def test_over_the_rate_a_send_is_told_how_long_to_wait_and_sends_nothing(esp, ar
     second.refresh_from_db()
     assert (second.status, second.attempts) == (S.QUEUED, 0)
     assert second.artist is not None
-    assert second.artist.sumup_lapse_notified_at == second.lapse_mark is not None, "still held"
+    assert second.lapse_mark is None, "never claimed: the claim comes with the slot"
+    assert second.artist.sumup_lapse_notified_at is None, "the artist is not held meanwhile"
     assert len(esp.state.arrivals) == 1, "the request was never made"
 
 
@@ -217,7 +218,7 @@ def test_a_limiter_without_redis_sends_nothing_and_queues_the_recipient_again(
     assert recipient.dispatched_at is None, "the dispatcher hands it out once due"
     assert esp.state.arrivals == [], "no request was made"
     artist.refresh_from_db()
-    assert artist.sumup_lapse_notified_at == recipient.lapse_mark is not None, "still held"
+    assert recipient.lapse_mark is None and artist.sumup_lapse_notified_at is None, "unclaimed"
     assert sending.send_one(recipient.pk).step is Step.NOTHING, "not before its backoff"
 
     with limiter_redis:

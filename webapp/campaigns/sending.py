@@ -3,16 +3,18 @@
 The protocol, for one recipient row:
 1. read it: only a `queued` row of a running campaign, due for its next attempt, is
    worked on; an artist who is no longer eligible is marked `skipped` here;
-2. claim it: `UPDATE ... SET status='sending', attempts=attempts+1 WHERE id=%s AND
-   status='queued' AND attempts=<as read>`. Exactly one process wins; a redelivered or
-   duplicated task finds the row claimed, sent or finished and stops. In the same
-   transaction the artist is held for this lapse (campaigns.audience), or skipped;
-3. render the message, then take a slot of the global email rate (rule `email`, at the
-   campaign's rate): before the provider's request is built, so that whatever happens
-   here is known to have sent nothing. Over the rate the claim is handed back and the
-   task re-queues itself for when a slot frees. A limiter that fails (its Redis gone)
-   hands the claim back too, uncounted, due again after a backoff: the dispatcher hands
-   it out once due, and the send completes when the limiter is back;
+2. render the message, then take a slot of the global email rate (rule `email`, at the
+   campaign's rate), all before the row is claimed. Over the rate the task re-queues
+   itself for when a slot frees, the row untouched but for its hand-out time. A limiter
+   that fails (its Redis gone) leaves the row queued, due again after a backoff that
+   uses none of its attempts: the dispatcher hands it out once due, and the send
+   completes when the limiter is back;
+3. claim it, the slot in hand: `UPDATE ... SET status='sending', attempts=attempts+1
+   WHERE id=%s AND status='queued' AND attempts=<as read>`. Exactly one process wins; a
+   redelivered or duplicated task finds the row claimed, sent or finished and stops. In
+   the same transaction the artist is held for this lapse (campaigns.audience), or
+   skipped. The claim comes last so that it means "the request is being made": a
+   worker that dies before it made none, and its row is simply handed out again;
 4. call the provider (campaigns.provider) and record its answer with an UPDATE that
    names the claim (the attempt number): `sent` with the message id; `queued` again
    with a backoff; `failed`; or `unknown`, kept for a request that may have reached the
@@ -121,12 +123,12 @@ def send_one(recipient_id: int) -> Result:
         _skip(recipient, reason, claimed=False)
         return Result(Step.SKIPPED)
     assert profile is not None
-    if not _claim(recipient, campaign, profile):
-        return Result(Step.NOTHING if recipient.status == Recipient.Status.QUEUED else Step.SKIPPED)
     try:
         message = messages.build(campaign, profile, recipient)
     except Exception as exc:  # a broken template: nothing went out
         log.exception("could not render campaign email for recipient %s", recipient.pk)
+        if not _claim(recipient, campaign, profile):
+            return _lost_claim(recipient)
         return _record(recipient, Answer(Outcome.FAILED, error=f"rendering failed: {exc}"))
     rate = campaign.rate
     if rate is not None:
@@ -135,9 +137,16 @@ def send_one(recipient_id: int) -> Result:
         except Exception as exc:  # the soft time limit too: either way no request was made
             return _limiter_failed(recipient, exc)
         if wait:
-            _unclaim(recipient)
+            _still_handed_out(recipient)
             return Result(Step.WAIT, wait + random.uniform(*WAIT_JITTER))  # noqa: S311
+    if not _claim(recipient, campaign, profile):
+        return _lost_claim(recipient)
     return _record(recipient, provider.send(message))
+
+
+def _lost_claim(recipient: Recipient) -> Result:
+    """Another process had the row, or the artist was held elsewhere (now skipped)."""
+    return Result(Step.NOTHING if recipient.status == Recipient.Status.QUEUED else Step.SKIPPED)
 
 
 def _take_slot(rate: RateLimitItem) -> float:
@@ -188,39 +197,30 @@ def _claim(recipient: Recipient, campaign: Campaign, profile: ArtistProfile) -> 
     return True
 
 
-def _unclaim(recipient: Recipient) -> None:
-    """Over the rate: give the row back as it was, still holding the artist's lapse mark,
-    for the re-queued task to claim again."""
+def _still_handed_out(recipient: Recipient) -> None:
+    """Over the rate: the re-queued task still holds the row, so the dispatcher must not
+    hand it out again as lost (`CAMPAIGNS_REDISPATCH_AFTER` counts from here)."""
     Recipient.objects.filter(
-        pk=recipient.pk, status=Recipient.Status.SENDING, attempts=recipient.attempts
-    ).update(
-        status=Recipient.Status.QUEUED,
-        attempts=F("attempts") - 1,
-        claimed_until=None,
-        dispatched_at=timezone.now(),
-    )
+        pk=recipient.pk, status=Recipient.Status.QUEUED, attempts=recipient.attempts
+    ).update(dispatched_at=timezone.now())
 
 
 def _limiter_failed(recipient: Recipient, exc: Exception) -> Result:
-    """No slot could be taken, so nothing was sent: the row goes back to the queue, due
-    after a backoff, without the attempt counting towards MAX_ATTEMPTS (those count the
-    provider's refusals; a limiter down for minutes must not use them up). It keeps the
-    artist's lapse mark, as an over-the-rate send does."""
+    """No slot could be taken, so nothing was sent and the row was never claimed: it is
+    due again after a backoff, with no attempt counted (those count the provider's
+    refusals; a limiter down for minutes must not use them up)."""
     now = timezone.now()
     error = f"rate limiter unavailable, nothing sent: {type(exc).__name__}"
-    handed_back = Recipient.objects.filter(
-        pk=recipient.pk, status=Recipient.Status.SENDING, attempts=recipient.attempts
+    deferred = Recipient.objects.filter(
+        pk=recipient.pk, status=Recipient.Status.QUEUED, attempts=recipient.attempts
     ).update(
-        status=Recipient.Status.QUEUED,
-        attempts=F("attempts") - 1,
         next_attempt_at=now + timedelta(seconds=backoff(1)),
         last_error=error,
-        claimed_until=None,
         dispatched_at=None,
         updated_at=now,
     )
     log.warning("campaign recipient %s: %s", recipient.pk, error)
-    if handed_back:
+    if deferred:
         dispatch.kick(recipient.campaign_id)  # the standing campaign may have no chain
     return Result(Step.RETRY)
 
