@@ -250,7 +250,9 @@ BACKFILL_BATCH_SIZE = env_int("BACKFILL_BATCH_SIZE", 5_000, minimum=1, maximum=5
 BACKFILL_TARGET_BATCH_MS = env_int("BACKFILL_TARGET_BATCH_MS", 100, minimum=1)
 BACKFILL_PAUSE_MS = env_int("BACKFILL_PAUSE_MS", 0, minimum=0)  # between batches
 # A running backfill whose heartbeat is older than this is restarted by the recovery task.
-BACKFILL_STALE_SECONDS = env_int("BACKFILL_STALE_SECONDS", 120, minimum=1)
+# A batch beats every ~100 ms and a slice chains the next within seconds, so a minute of
+# silence is a dead worker; with beat's recovery every minute, a stall heals within two.
+BACKFILL_STALE_SECONDS = env_int("BACKFILL_STALE_SECONDS", 60, minimum=1)
 
 # What beat runs, and how often (seconds). Every entry is safe to run from two beats at
 # once; a copy still queued after its interval expires, so a backlog never piles them up.
