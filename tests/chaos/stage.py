@@ -33,7 +33,6 @@ from sumup_fake import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeSumUp
 if TYPE_CHECKING:
     from tests.support.chaos import (
         AnswerHolder,
-        PersistentRedis,
         PrivatePostgres,
         http_status,
         live_refresh_tokens,
@@ -43,11 +42,10 @@ if TYPE_CHECKING:
         wait_until,
     )
     from tests.support.procfile import ProcfileProcesses
-    from tests.support.rehearsal import free_port, manage, output, shell
+    from tests.support.rehearsal import PrivateRedis, free_port, manage, output, shell
 else:
     from support.chaos import (
         AnswerHolder,
-        PersistentRedis,
         PrivatePostgres,
         http_status,
         live_refresh_tokens,
@@ -57,7 +55,7 @@ else:
         wait_until,
     )
     from support.procfile import ProcfileProcesses
-    from support.rehearsal import free_port, manage, output, shell
+    from support.rehearsal import PrivateRedis, free_port, manage, output, shell
 
 AUDIENCE = 2_000  # campaign recipients
 DUE = 2_000  # connected artists whose token comes due when the jobs start
@@ -147,7 +145,7 @@ class Stage:
     def __init__(self, postgres: PrivatePostgres, tmp_path: Path) -> None:
         self.postgres = postgres
         self.database = f"chaos_{uuid.uuid4().hex[:10]}"
-        self.redis = PersistentRedis(tmp_path / "redis")
+        self.redis = PrivateRedis(tmp_path / "redis")
         self.sumup = FakeSumUp(rotation="always", reject_reuse=True)
         self.esp = FakeBrevo()
         self.holder = AnswerHolder(self.sumup)

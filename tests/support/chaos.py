@@ -3,7 +3,7 @@ a Redis that the test starts, stops and restarts (never the machine's shared one
 fake SumUp that holds a refresh's answer while the worker is killed, and readings of
 what the fakes received.
 
-    with PrivatePostgres() as postgres, PersistentRedis(tmp_path / "redis"):
+    with PrivatePostgres() as postgres, PrivateRedis(tmp_path / "redis"):
         postgres.stop_immediately()         # a crash-like outage of the database
         postgres.start()
 """
@@ -30,7 +30,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import psycopg
-import redis
 
 from campaigns.fake_esp import FakeBrevo
 from sumup_fake import FakeSumUp, token_hash
@@ -126,66 +125,6 @@ class PrivatePostgres:
     ) -> None:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
-
-
-class PersistentRedis:
-    """`redis-server` on a free port with append-only persistence fsynced every second,
-    as docker-compose runs it: stopped and started again in the same directory, it comes
-    back with its keys (the Celery queue among them)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> PersistentRedis:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        argv += ["--dir", str(self.directory), "--appendonly", "yes"]
-        argv += ["--appendfsync", "everysec", "--save", "", "--daemonize", "no"]
-        argv += ["--logfile", str(self.directory / "redis.log")]
-        self.process = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        client = redis.Redis(port=self.port, socket_timeout=1)
-        deadline = time.monotonic() + READY_TIMEOUT
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return self
-                except (redis.ConnectionError, redis.BusyLoadingError):
-                    if self.process.poll() is not None or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        """SIGTERM, as `docker stop` sends: Redis writes its append-only file and exits."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=2)
-
-    def __enter__(self) -> PersistentRedis:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 @dataclass

@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -40,41 +41,56 @@ def free_port() -> int:
 
 class PrivateRedis:
     """`redis-server` on a free loopback port, for this test alone: no other test's
-    queue, cache or lock shares it. No snapshot, no append-only file."""
+    queue, cache or lock shares it. Without a `directory`, no snapshot and no
+    append-only file: a restart comes back empty. With one, append-only persistence
+    fsynced every second, as docker-compose runs it: stopped and started again, it comes
+    back with its keys (the Celery queue among them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> PrivateRedis:
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        argv += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        argv += ["--save", "", "--daemonize", "no"]
+        if self.directory is None:
+            argv += ["--appendonly", "no"]
+        else:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            argv += ["--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")]
+            argv += ["--appendonly", "yes", "--appendfsync", "everysec"]
         self.process = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         client = redis.Redis(port=self.port, socket_timeout=1)
         deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            try:
-                client.ping()
-                return self
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-            finally:
-                client.close()
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return self
+                except (redis.ConnectionError, redis.BusyLoadingError):  # loading its file
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()
 
     def stop(self) -> None:
+        """SIGTERM, as `docker stop` sends: a persistent Redis writes its file and exits."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
         try:
-            self.process.wait(10)
+            self.process.wait(20)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=2)
 
     def __enter__(self) -> PrivateRedis:
         return self.start()
