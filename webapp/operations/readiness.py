@@ -86,12 +86,16 @@ def check_migrations() -> str:
     return "all applied"
 
 
-def check_beat() -> str:
+def _read_from_redis(read: Callable[[redis.Redis], float | None]) -> float | None:
     client = _redis()
     try:
-        last = read_heartbeat(client)
+        return read(client)
     finally:
         client.close()
+
+
+def check_beat() -> str:
+    last = _read_from_redis(read_heartbeat)
     if last is None:
         raise CheckFailed(
             "no heartbeat recorded: is beat running with "
@@ -105,11 +109,7 @@ def check_beat() -> str:
 
 def check_schedule() -> str:
     """Every entry beat must run is scheduled, enabled and on time (operations.schedule)."""
-    client = _redis()
-    try:
-        started = read_started(client)
-    finally:
-        client.close()
+    started = _read_from_redis(read_started)
     problems = schedule_problems(
         datetime.now(UTC), None if started is None else datetime.fromtimestamp(started, UTC)
     )
