@@ -7,4 +7,4 @@ COPY jobs jobs
 COPY sumup_fake sumup_fake
 RUN pip install --no-cache-dir . && mkdir -p var
 EXPOSE 8000
-CMD ["gunicorn", "events.wsgi", "--bind", "0.0.0.0:8000"]
+CMD ["python", "-m", "events.serve", "--timeout", "30"]

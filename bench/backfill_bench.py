@@ -179,7 +179,11 @@ def configure_environment(server: str, inline_max_rows: int | None) -> None:
         CELERY_BROKER_URL=REDIS_URL,
         CELERY_RESULT_BACKEND=REDIS_URL,
         DEBUG="false",  # no query log, secure cookies: as in production
+        # What production requires; nothing here calls SumUp or holds a token.
         SECRET_KEY="bench-only-not-a-secret",  # noqa: S106
+        SUMUP_CLIENT_ID="bench-backfill",
+        SUMUP_CLIENT_SECRET="bench-only-not-a-secret",  # noqa: S106
+        SUMUP_TOKEN_KEYS="aBRe9bTSlE-pZ5N5tH1XWwFJ2UvQ5o5mQjv2Bq8Q6Ac=",  # noqa: S106  (public)
         LOG_LEVEL="WARNING",
     )
     sys.path.insert(0, str(WEBAPP_DIR))

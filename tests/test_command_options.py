@@ -1,8 +1,13 @@
 """Every option of the project's commands is checked as it enters: a bad value ends the
-command with argparse's status 2 and an error line naming the option and the form it
-accepts, before anything is read from or written to the database."""
+command with argparse's status 2 and one line, `error: ...`, naming the option and the
+form it accepts, before anything is read from or written to the database."""
+
+import os
+import subprocess
+import sys
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command, execute_from_command_line
 
 from accounts.models import ArtistProfile
@@ -24,6 +29,8 @@ BAD_OPTIONS = [
     (["reencrypt_sumup_tokens", "--batch-size", "0"], "--batch-size"),
     (["reencrypt_sumup_tokens", "--batch-size", "1e3"], "--batch-size"),
     (["backup_db", "--dir", "{a_file}"], "--dir"),
+    (["restore_db", "{tmp_path}/no-such-backup.sqlite3", "--yes"], "file"),
+    (["restore_db", "{tmp_path}", "--yes"], "file"),
 ]
 
 
@@ -44,13 +51,15 @@ def test_a_bad_option_stops_the_command_before_any_work(argv, option, due_artist
     a_file.write_text("in the way")
     tokens_before = _stored_tokens(due_artist)
 
+    given = [arg.format(a_file=a_file, tmp_path=tmp_path) for arg in argv]
+
     with pytest.raises(SystemExit) as stopped:
-        execute_from_command_line(["manage.py", *(arg.format(a_file=a_file) for arg in argv)])
+        execute_from_command_line(["manage.py", *given])
 
     assert stopped.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith(f"manage.py {argv[0]}")
-    assert f"error: argument {option}: must be " in error
+    error = capsys.readouterr().err
+    assert error.splitlines() == [error.strip()]
+    assert error.startswith(f"error: argument {option}: must be ")
     assert not BackfillRun.objects.exists()
     assert not Campaign.objects.exists()
     assert _stored_tokens(due_artist) == tokens_before
@@ -85,3 +94,48 @@ def test_the_rate_option_accepts_a_rate_or_no_limit(given, stored, due_artist, c
 
     assert Campaign.objects.get().rate_limit == stored
     assert f"at {given if stored else 'no rate limit'}" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_restore_db_without_yes_in_a_non_interactive_run_stops_before_reading_the_backup(
+    tmp_path, capsys
+):
+    # No manifest beside it: reading the backup would fail otherwise, with status 1.
+    backup = tmp_path / "site.sqlite3"
+    backup.write_bytes(b"not read")
+
+    with pytest.raises(SystemExit) as stopped:
+        execute_from_command_line(["manage.py", "restore_db", str(backup)])
+
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: Refusing to restore without confirmation in a non-interactive run: pass --yes\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            ["backfill", "run", "sumup_connection_status", "--batch-size", "0"],
+            "error: argument --batch-size: must be a whole number from 1 to 50000, got '0'",
+        ),
+        (["backfill", "launch"], "error: argument action: invalid choice: 'launch'"),
+        (["refresh_sumup_tokens", "--wiat"], "error: unrecognized arguments: --wiat"),
+        (["restore_db"], "error: the following arguments are required: file"),
+        (["healthcheck", "--any"], "error: --any and --destination go with --worker"),
+    ],
+)
+def test_manage_py_prints_a_usage_error_as_one_line_with_status_2(args, says):
+    result = subprocess.run(
+        [sys.executable, str(settings.WEBAPP_DIR / "manage.py"), *args],
+        env={**os.environ, "DEBUG": "true"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(says)
+    assert result.stdout == ""

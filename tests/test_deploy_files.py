@@ -2,6 +2,7 @@
 valid structure, a healthcheck per service, and every command names something that exists."""
 
 import importlib
+import importlib.util
 import shlex
 import shutil
 from pathlib import Path
@@ -38,6 +39,8 @@ def _check_command(argv: list[str]) -> None:
         if "--scheduler" in argv:
             module, _, attribute = argv[argv.index("--scheduler") + 1].partition(":")
             assert hasattr(importlib.import_module(module), attribute)
+    elif argv[0] == "python" and argv[1] == "-m":
+        assert importlib.util.find_spec(argv[2]) is not None, f"no module {argv[2]}"
     elif argv[0] == "python" and argv[1].endswith("manage.py"):
         assert (REPO / argv[1]).exists()
         assert argv[2] in get_commands(), f"no manage.py command {argv[2]}"

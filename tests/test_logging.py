@@ -17,12 +17,14 @@ from events.logging import REDACTED, RedactSecrets, build_logging, redact
         ('{"client_secret": "s3cr3t-value"}', '"client_secret": "'),
         ("stored gAAAAABk" + "x" * 60, "stored "),
         ("merchant_code=MH4H92C7", "merchant_code=MH4H92C7"),
+        ("lost redis://:hunter2-redis@10.0.0.5:6379/0", "redis://:[REDACTED]@10.0.0.5:6379/0"),
     ],
 )
 def test_it_redacts_credentials_and_keeps_the_rest(line, kept):
     cleaned = redact(line)
     assert kept in cleaned
-    for secret in ("eyJhbGciOi", "rt-123456789", "at-abcdefghi", "s3cr3t-value", "x" * 60):
+    secrets = ("eyJhbGciOi", "rt-123456789", "at-abcdefghi", "s3cr3t-value", "x" * 60, "hunter2")
+    for secret in secrets:
         assert secret not in cleaned
     if "merchant_code" not in line:
         assert REDACTED in cleaned
@@ -55,8 +57,8 @@ def test_json_lines_go_to_the_console_and_a_rotating_file(tmp_path):
 
 def test_the_default_configuration_has_no_file_and_plain_lines():
     config = build_logging(level="INFO", json_format=False, log_file="")
-    assert list(config["handlers"]) == ["console"]
-    assert config["handlers"]["console"]["filters"] == ["redact"]
+    assert config["root"]["handlers"] == ["console"]
+    assert config["handlers"]["console"]["filters"] == ["expected", "redact"]
     assert "()" not in config["formatters"]["main"]
 
 

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,6 +68,7 @@ def _settings_in_subprocess(extra_env: dict[str, str]) -> subprocess.CompletedPr
     environ = {
         "PATH": "/usr/bin:/bin",
         "DJANGO_SETTINGS_MODULE": "events.settings",
+        "DEBUG": "true",
         **extra_env,
     }
     return subprocess.run(
@@ -111,6 +113,62 @@ def test_the_forms_the_settings_document_are_accepted(monkeypatch):
     assert env.env_int("LIMIT", 1, minimum=1, maximum=299) == 299
 
 
+@pytest.mark.parametrize(
+    ("read", "value"),
+    [
+        (env.env_basic_auth, "tracking:hunter2-secret,hunter2-other"),
+        (env.env_basic_auth, "tracking:hunter2 secret"),
+        (partial(env.env_token, min_length=16), "hunter2"),
+        (partial(env.env_token, min_length=16), "hunter2-a-long-token-with-é"),
+    ],
+)
+def test_a_refused_secret_is_not_repeated(read, value, monkeypatch):
+    monkeypatch.setenv("SECRET", value)
+    with pytest.raises(ImproperlyConfigured, match="SECRET must be") as refused:
+        read("SECRET")
+    assert "hunter2" not in str(refused.value)
+
+
+def test_the_webhook_secret_metrics_token_and_backup_dir_take_their_documented_forms(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv("SECRET", " tracking:pw-1 , rotated:pw:with:colons ")
+    assert env.env_basic_auth("SECRET") == ["tracking:pw-1", "rotated:pw:with:colons"]
+    monkeypatch.delenv("SECRET")
+    assert env.env_basic_auth("SECRET") == []
+    monkeypatch.setenv("TOKEN", "Abc-123._~+/xyz0==")
+    assert env.env_token("TOKEN", min_length=16) == "Abc-123._~+/xyz0=="
+    monkeypatch.setenv("TOKEN", "abcdefgh=ijklmnop")  # "=" is padding, only at the end
+    with pytest.raises(ImproperlyConfigured, match="TOKEN must be at least 16"):
+        env.env_token("TOKEN", min_length=16)
+    monkeypatch.setenv("FOLDER", str(tmp_path / "not" / "yet"))
+    assert env.env_folder("FOLDER", Path("/default")) == tmp_path / "not" / "yet"
+    monkeypatch.setenv("FOLDER", "")
+    assert env.env_folder("FOLDER", Path("/default")) == Path("/default")
+
+
+def test_settings_give_anymail_each_webhook_credential_apart():
+    result = _settings_in_subprocess({"ANYMAIL_WEBHOOK_SECRET": "tracking:pw-1,rotated:pw-2"})
+    assert result.returncode == 0, result.stderr
+    assert "'WEBHOOK_SECRET': ['tracking:pw-1', 'rotated:pw-2']" in result.stdout
+
+
+@pytest.mark.parametrize("given", [None, "~/jersey-backups"])
+def test_backup_dir_comes_from_the_environment_with_a_default_under_the_repo(given, tmp_path):
+    code = "from django.conf import settings; print(settings.BACKUP_DIR)"
+    environ = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DEBUG": "true"}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        env={**environ, "DJANGO_SETTINGS_MODULE": "events.settings"}
+        | ({"BACKUP_DIR": given} if given else {}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    expected = tmp_path / "jersey-backups" if given else settings.PROJECT_DIR / "var" / "backups"
+    assert result.stdout.strip() == str(expected), result.stderr
+
+
 def test_a_password_in_a_refused_url_is_not_repeated(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "mysql://app:hunter2secret@db/events")
     with pytest.raises(ImproperlyConfigured) as refused:
@@ -143,7 +201,8 @@ BAD_SETTINGS = [
     ("SUMUP_TOKEN_KEYS", "not-a-fernet-key", "SUMUP_TOKEN_KEYS must be comma-separated Fernet"),
     ("BACKFILL_BATCH_SIZE", "-5", "BACKFILL_BATCH_SIZE must be from 1 to 50000"),
     ("BACKFILL_BATCH_SIZE", "1000000", "BACKFILL_BATCH_SIZE must be from 1 to 50000"),
-    ("BACKFILL_PAUSE_MS", "-100", "BACKFILL_PAUSE_MS must be at least 0"),
+    ("BACKFILL_PAUSE_MS", "-100", "BACKFILL_PAUSE_MS must be from 0 to 10000"),
+    ("BACKFILL_PAUSE_MS", "60000", "BACKFILL_PAUSE_MS must be from 0 to 10000"),
     ("EMAIL_BACKEND", "smtp server", "EMAIL_BACKEND must be a dotted path"),
     ("DEFAULT_FROM_EMAIL", "Jersey Events", "DEFAULT_FROM_EMAIL must be an email address"),
     ("SERVER_EMAIL", "ops@", "SERVER_EMAIL must be an email address"),
@@ -155,6 +214,16 @@ BAD_SETTINGS = [
     ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of plain, json"),
     ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of DEBUG, INFO"),
     ("LOG_FILE", "/nonexistent/folder/events.log", "LOG_FILE must be a file in an existing"),
+    ("WORKER_CONCURRENCY", "0", "WORKER_CONCURRENCY must be at least 1, got 0"),
+    ("WORKER_CONCURRENCY", "auto", "WORKER_CONCURRENCY must be a whole number"),
+    ("ANYMAIL_WEBHOOK_SECRET", "s3cret", "ANYMAIL_WEBHOOK_SECRET must be user:password"),
+    ("ANYMAIL_WEBHOOK_SECRET", "ops:pw1,:pw2", "ANYMAIL_WEBHOOK_SECRET must be user:password"),
+    ("ANYMAIL_WEBHOOK_SECRET", "ops:", "ANYMAIL_WEBHOOK_SECRET must be user:password"),
+    ("METRICS_TOKEN", "scrape-token", "METRICS_TOKEN must be at least 16 characters"),
+    ("METRICS_TOKEN", "a scrape token with spaces", "METRICS_TOKEN must be at least 16"),
+    ("BACKUP_DIR", "var/backups", "BACKUP_DIR must be an absolute path to a folder"),
+    ("BACKUP_DIR", __file__, "BACKUP_DIR must be an absolute path to a folder"),
+    ("BACKUP_DIR", f"{__file__}/backups", "BACKUP_DIR must be an absolute path to a folder"),
 ]
 VENV_BIN = Path(sys.executable).parent
 

@@ -29,6 +29,7 @@ def django_process(code: str, database: Path) -> subprocess.Popen[str]:
     environ = {
         "PATH": "/usr/bin:/bin",
         "DJANGO_SETTINGS_MODULE": "events.settings",
+        "DEBUG": "true",  # the local run (`make run`)
         "DATABASE_URL": f"sqlite:///{database}",
     }
     return subprocess.Popen(

@@ -137,12 +137,13 @@ def sqlite_site(empty_sqlite_site: Site, sqlite_template: Path) -> Site:
 
 
 @pytest.fixture(scope="session")
-def postgres_template() -> Iterator[str]:
+def postgres_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A PostgreSQL database migrated and seeded once, for CREATE DATABASE ... TEMPLATE."""
     name = _new_name("template")
     _admin_sql(f'CREATE DATABASE "{name}"')
     try:
-        site = Site("postgresql", f"{SERVER_URL}/{name}", Path("/nonexistent"))
+        unused = tmp_path_factory.mktemp("postgres_template") / "backups"
+        site = Site("postgresql", f"{SERVER_URL}/{name}", unused)
         site.manage("migrate")
         site.manage("shell", "-c", SEED)
         yield name

@@ -6,12 +6,9 @@ import os
 import stat
 from pathlib import Path
 
-import pytest
-from django.conf import settings
 from django.db.migrations.loader import MigrationLoader
 
 from accounts.sumup import crypto
-from operations.conf import backup_dir
 
 
 def _manifest(backup: Path) -> dict[str, object]:
@@ -86,8 +83,10 @@ def test_it_refuses_to_restore_without_yes_in_a_non_interactive_run(sqlite_site)
 
     refused = sqlite_site.manage("restore_db", str(backup), stdin="yes\n", ok=False)
 
-    assert refused.returncode == 1
-    assert "non-interactive run: pass --yes" in refused.stderr
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "error: Refusing to restore without confirmation in a non-interactive run: pass --yes\n"
+    )
     assert sqlite_site.data() == changed
 
 
@@ -150,10 +149,18 @@ def test_a_failed_postgresql_backup_leaves_no_file_behind(missing_postgres_site)
     assert list(missing_postgres_site.backups.iterdir()) == []
 
 
-def test_backup_dir_comes_from_the_environment_with_a_default_under_the_repo(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_a_bad_backup_dir_stops_backup_db_before_it_reads_the_database(
+    sqlite_site, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv("BACKUP_DIR", raising=False)
-    assert backup_dir() == settings.PROJECT_DIR / "var" / "backups"
-    monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "elsewhere"))
-    assert backup_dir() == tmp_path / "elsewhere"
+    in_the_way = tmp_path / "in-the-way"
+    in_the_way.write_text("a file, not a folder")
+
+    refused = sqlite_site.manage("backup_db", env={"BACKUP_DIR": str(in_the_way)}, ok=False)
+
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        f"error: BACKUP_DIR must be an absolute path to a folder that exists or can be "
+        f"created, got {str(in_the_way)!r}: {in_the_way} is a file"
+    ]
+    assert in_the_way.read_text() == "a file, not a folder"
+    assert not sqlite_site.backups.exists()

@@ -34,9 +34,9 @@ def test_it_reports_connections_backfills_and_queue_depth(client, make_artist, l
 
 
 @pytest.mark.django_db
-def test_with_a_token_configured_a_scraper_must_present_it(client, monkeypatch):
-    monkeypatch.setenv("METRICS_TOKEN", "scrape-token-1")
+def test_with_a_token_configured_a_scraper_must_present_it(client, settings):
+    settings.METRICS_TOKEN = "scrape-token-0123456789"
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-token-1"})
+    ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-token-0123456789"})
     assert ok.status_code == 200 and "jersey_sumup_connections" in ok.text

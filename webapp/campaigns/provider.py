@@ -28,7 +28,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, cast
 
 import requests
 from anymail.exceptions import AnymailAPIError, AnymailError
@@ -73,7 +73,8 @@ def _connection() -> BaseEmailBackend:
         return cached[1]
     if cached is not None:
         close()
-    timeout = float(settings.ANYMAIL.get("REQUESTS_TIMEOUT", PROVIDER_TIMEOUT))
+    # Checked at start-up (settings: ANYMAIL_REQUESTS_TIMEOUT); a test may set its own.
+    timeout = float(cast(float, settings.ANYMAIL.get("REQUESTS_TIMEOUT", PROVIDER_TIMEOUT)))
     connection = get_connection(timeout=timeout)
     connection.open()
     _local.connection = (key, connection)

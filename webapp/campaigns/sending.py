@@ -80,7 +80,7 @@ class Result:
 
 def backoff(attempt: int) -> float:
     """Seconds before attempt `attempt + 1`: EMAIL_RETRY_BACKOFF (5 s by default), doubling."""
-    base = env_int("EMAIL_RETRY_BACKOFF", 5, minimum=1)  # read per call, like operations.conf
+    base = env_int("EMAIL_RETRY_BACKOFF", 5, minimum=1)  # read per call
     delay: float = min(BACKOFF_CAP, base * 2 ** max(0, attempt - 1))
     return delay * random.uniform(0.5, 1.5)  # noqa: S311 (jitter, not security)
 

@@ -35,11 +35,18 @@ def env_str(name: str, default: str = "") -> str:
     return default if value is None else value
 
 
-def env_required(name: str, why: str) -> str:
-    value = _raw(name)
-    if not value:
-        raise ImproperlyConfigured(f"{name} must be set: {why}")
-    return value
+def check_required(names: Sequence[str], *, because: str) -> None:
+    """Stop unless every variable in `names` is set, with one line naming each one that is
+    not (the first of them leads), so a deploy learns all it lacks at once."""
+    missing = [name for name in names if not _raw(name)]
+    if not missing:
+        return
+    first, *others = missing
+    also = ""
+    if others:
+        listed = " and ".join([", ".join(others[:-1]), others[-1]] if others[1:] else others)
+        also = f", as must {listed}"
+    raise ImproperlyConfigured(f"{first} must be set{also}: {because}")
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -227,6 +234,57 @@ def env_file_path(name: str) -> str:
     if value and not Path(value).expanduser().resolve().parent.is_dir():
         raise ImproperlyConfigured(f"{name} must be a file in an existing folder, got {value!r}")
     return value
+
+
+def env_folder(name: str, default: Path) -> Path:
+    """A folder to write into, given as an absolute path (`~` expanded): one that exists,
+    or that can be created (its nearest existing parent is a folder this process may write
+    to). A relative path is refused: it would depend on the directory a command runs in."""
+    value = env_str(name)
+    if not value:
+        return default
+    path = Path(value).expanduser()
+    accepted = f"{name} must be an absolute path to a folder that exists or can be created"
+    if not path.is_absolute():
+        raise ImproperlyConfigured(f"{accepted}, got {value!r}, a relative path")
+    path = path.resolve()
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    if not existing.is_dir():
+        raise ImproperlyConfigured(f"{accepted}, got {value!r}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ImproperlyConfigured(f"{accepted}, got {value!r}: {existing} is not writable")
+    return path
+
+
+# RFC 6750's b64token: what an `Authorization: Bearer` header can carry as it is.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def env_token(name: str, *, min_length: int) -> str:
+    """A secret sent as a bearer token, or "" when unset. The value is never repeated in
+    the error, only its length."""
+    value = env_str(name)
+    if value and (len(value) < min_length or not _BEARER_TOKEN.fullmatch(value)):
+        raise ImproperlyConfigured(
+            f"{name} must be at least {min_length} characters of letters, digits and "
+            f"-._~+/ (= only at the end); the value given ({len(value)} characters) is not"
+        )
+    return value
+
+
+def env_basic_auth(name: str) -> list[str]:
+    """Comma-separated `user:password` credentials, as HTTP basic auth sends them (the user
+    ends at the first colon), or [] when unset. Secrets: the error names the entry by its
+    position, never its text."""
+    entries = env_list(name)
+    for position, entry in enumerate(entries, start=1):
+        user, colon, password = entry.partition(":")
+        if not (user and colon and password) or any(char.isspace() for char in entry):
+            raise ImproperlyConfigured(
+                f"{name} must be user:password (several separated by commas), each with a "
+                f"user and a password and no spaces; entry {position} is not"
+            )
+    return entries
 
 
 def check_fernet_keys(name: str, *, required: bool) -> None:

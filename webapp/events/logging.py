@@ -3,7 +3,8 @@
 `RedactSecrets` is a filter on every handler: it renders the message, then replaces
 anything that looks like a credential (bearer tokens, OAuth parameters and JSON fields,
 Fernet ciphertext, the configured client secret and keys) with `[REDACTED]`. Code should
-not log secrets in the first place; this is the net under that rule.
+not log secrets in the first place; this is the net under that rule. The errors Django
+logs also go to staff by mail (events.staff_alerts), through the same filter.
 """
 
 import logging
@@ -28,6 +29,8 @@ _PATTERNS = (
     # Fernet ciphertext (our tokens at rest)
     re.compile(r"\bgAAAAA[A-Za-z0-9_-]{40,}={0,2}"),
 )
+# The password in a URL's user part (redis://:password@host, postgres://user:password@host)
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*:)[^\s/@]+@")
 _SECRET_KEY = re.compile(rf"(?i)({_SECRET_FIELDS})")  # a field name in structured extras
 _CONFIGURED_SECRETS = ("SUMUP_CLIENT_SECRET", "SECRET_KEY", "SUMUP_TOKEN_KEYS")
 
@@ -47,6 +50,7 @@ def redact(text: str) -> str:
     text = _PATTERNS[0].sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _PATTERNS[1].sub(lambda m: f"{m.group(1)}={REDACTED}", text)
     text = _PATTERNS[2].sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
     return _PATTERNS[3].sub(REDACTED, text)
 
 
@@ -110,7 +114,7 @@ def build_logging(*, level: str, json_format: bool, log_file: str) -> dict[str, 
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "main",
-            "filters": ["redact"],
+            "filters": ["expected", "redact"],
         }
     }
     if log_file:
@@ -120,16 +124,27 @@ def build_logging(*, level: str, json_format: bool, log_file: str) -> dict[str, 
             "maxBytes": 20 * 1024 * 1024,
             "backupCount": 5,
             "formatter": "main",
-            "filters": ["redact"],
+            "filters": ["expected", "redact"],
         }
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"redact": {"()": "events.logging.RedactSecrets"}},
+        "filters": {
+            "redact": {"()": "events.logging.RedactSecrets"},
+            "expected": {"()": "events.staff_alerts.ExpectedConditions"},
+        },
         "formatters": {"main": formatter},
-        "handlers": handlers,
+        "handlers": {
+            **handlers,
+            # Mail to ADMINS for Django's errors (a crash in a view), redacted and
+            # counted, in place of Django's AdminEmailHandler (events/staff_alerts.py).
+            "staff_alerts": {"class": "events.staff_alerts.StaffAlertHandler"},
+        },
         "root": {"handlers": list(handlers), "level": level},
         "loggers": {
+            # Django's own handlers go (an unfiltered console; AdminEmailHandler and its
+            # dump of every setting); its lines still reach the root's handlers.
+            "django": {"handlers": ["staff_alerts"]},
             # Django's request logger repeats tracebacks that the root already shows.
             "django.request": {"level": "ERROR" if level != "DEBUG" else "DEBUG"},
         },

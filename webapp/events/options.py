@@ -1,11 +1,12 @@
 """Types for management commands' options: each checks a value where it enters.
 
-argparse reports a value these refuse as one line naming the option, e.g.
-`manage.py backfill run: error: argument --batch-size: must be a whole number from 1 to
-50000, got '-5'`, and exits with status 2 before the command has read or written anything.
+The project's commands (events.commands) report a value these refuse as one line naming
+the option, e.g. `error: argument --batch-size: must be a whole number from 1 to 50000,
+got '-5'`, and exit with status 2 before the command has read or written anything.
 """
 
 import math
+import os
 from argparse import ArgumentTypeError
 from collections.abc import Callable
 from pathlib import Path
@@ -67,4 +68,17 @@ def folder(text: str) -> Path:
     path = Path(text).expanduser()
     if path.exists() and not path.is_dir():
         raise ArgumentTypeError(f"must be a folder, got {text!r}, which is a file")
+    return path
+
+
+def readable_file(text: str) -> Path:
+    """A file that exists and this process may read, as an absolute path."""
+    path = Path(text).expanduser().resolve()
+    if not path.exists():
+        raise ArgumentTypeError(f"must be a file that exists, got {text!r}, which does not")
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise ArgumentTypeError(f"must be a file, got {text!r}, which is {kind}")
+    if not os.access(path, os.R_OK):
+        raise ArgumentTypeError(f"must be a file this user can read, got {text!r}")
     return path

@@ -1,7 +1,9 @@
 """Settings for Jersey Events, read from the environment.
 
-Defaults let a fresh checkout run on one machine (SQLite, the local Redis, DEBUG on);
-production sets DEBUG off and must then provide SECRET_KEY.
+Production is the default: with DEBUG unset, a process refuses to start without
+SECRET_KEY, the SumUp app's credentials and SUMUP_TOKEN_KEYS. Development mode is asked
+for with DEBUG=true (`make run`, the tests): then the other defaults let a fresh checkout
+run on one machine (SQLite, the local Redis, a development key).
 """
 
 from pathlib import Path
@@ -11,6 +13,8 @@ import django_stubs_ext
 
 from events.env import (
     check_fernet_keys,
+    check_required,
+    env_basic_auth,
     env_bool,
     env_choice,
     env_database,
@@ -18,13 +22,14 @@ from events.env import (
     env_email,
     env_emails,
     env_file_path,
+    env_folder,
     env_int,
     env_list,
     env_prefixed,
     env_rate,
     env_redis_url,
-    env_required,
     env_str,
+    env_token,
     env_url,
 )
 from events.logging import LOG_FORMATS, LOG_LEVELS, build_logging
@@ -35,11 +40,17 @@ django_stubs_ext.monkeypatch()
 WEBAPP_DIR = Path(__file__).resolve().parent.parent
 PROJECT_DIR = WEBAPP_DIR.parent
 
-DEBUG = env_bool("DEBUG", default=True)
-if DEBUG:
-    SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-do-not-use-in-production")
-else:
-    SECRET_KEY = env_required("SECRET_KEY", "it signs sessions and links when DEBUG is off")
+# Off unless asked for: a deploy that forgets DEBUG must not run on the repository's
+# development key, nor answer errors with debug pages that show the settings.
+DEBUG = env_bool("DEBUG", default=False)
+if not DEBUG:
+    # SECRET_KEY signs sessions and links; without the SumUp app's credentials every
+    # refresh is refused as invalid_client; SUMUP_TOKEN_KEYS encrypt tokens at rest.
+    check_required(
+        ["SECRET_KEY", "SUMUP_CLIENT_ID", "SUMUP_CLIENT_SECRET", "SUMUP_TOKEN_KEYS"],
+        because="DEBUG is off (production, the default); DEBUG=true runs in development mode",
+    )
+SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-do-not-use-in-production")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"], required=True)
 SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000")
 
@@ -149,6 +160,14 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "events",
+        "OPTIONS": {
+            # JSON, not Django's pickles: a value read back can never run code, whoever
+            # wrote it to this Redis (events/cache.py).
+            "serializer": "events.cache.JSONSerializer",
+            # seconds; as events.redis, so a hung Redis fails a call instead of holding it
+            "socket_connect_timeout": 3,
+            "socket_timeout": 5,
+        },
     }
 }
 
@@ -168,6 +187,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int(
     why="below CELERY_TASK_TIME_LIMIT, so a task can clean up before it is killed",
 )  # seconds
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Task processes per worker (the Procfile's `worker` gives no --concurrency of its own).
+CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 3, minimum=1)
 # Celery's Django fixup closes every database connection (and, under prefork, the whole
 # pool) after each task unless this is set; jobs.celery applies Django's own rule per
 # task instead (close_old_connections), so DATABASE_CONN_MAX_AGE and DATABASE_POOL mean
@@ -199,12 +220,8 @@ CAMPAIGNS_RECOVER_INTERVAL = env_int("CAMPAIGNS_RECOVER_INTERVAL", 60, minimum=1
 BACKFILLS_RECOVER_INTERVAL = env_int("BACKFILLS_RECOVER_INTERVAL", 60, minimum=1)  # seconds
 
 # --- SumUp ---
-if DEBUG:
-    SUMUP_CLIENT_ID = env_str("SUMUP_CLIENT_ID")
-    SUMUP_CLIENT_SECRET = env_str("SUMUP_CLIENT_SECRET")
-else:  # without them every refresh is refused as invalid_client
-    SUMUP_CLIENT_ID = env_required("SUMUP_CLIENT_ID", "the OAuth app registered with SumUp")
-    SUMUP_CLIENT_SECRET = env_required("SUMUP_CLIENT_SECRET", "the OAuth app's secret")
+SUMUP_CLIENT_ID = env_str("SUMUP_CLIENT_ID")  # both required when DEBUG is off (above)
+SUMUP_CLIENT_SECRET = env_str("SUMUP_CLIENT_SECRET")
 # Read by accounts.sumup.crypto when a token is first encrypted; checked here so that a
 # malformed key stops start-up instead of the first refresh.
 check_fernet_keys("SUMUP_TOKEN_KEYS", required=not DEBUG)
@@ -281,7 +298,21 @@ CAMPAIGNS_REDISPATCH_AFTER = env_int("CAMPAIGNS_REDISPATCH_AFTER", 300, minimum=
 # Optional mailto target offered in List-Unsubscribe beside the one-click https link.
 UNSUBSCRIBE_EMAIL = env_email("UNSUBSCRIBE_EMAIL", "")
 # Every ANYMAIL_<NAME> variable configures the chosen provider, e.g. ANYMAIL_MAILGUN_API_KEY.
-ANYMAIL = env_prefixed("ANYMAIL_")
+# The tracking webhook's basic auth: anymail accepts any credential of the list, so a
+# second one can be added while the provider's is changed.
+ANYMAIL: dict[str, Any] = {
+    **env_prefixed("ANYMAIL_"),
+    "WEBHOOK_SECRET": env_basic_auth("ANYMAIL_WEBHOOK_SECRET"),
+    # seconds per request to the provider; under the send task's 45 s soft time limit
+    "REQUESTS_TIMEOUT": env_int("ANYMAIL_REQUESTS_TIMEOUT", 10, minimum=1, maximum=30),
+}
+
+# --- Operations ---
+# Where backup_db writes unless given --dir; checked here so a deploy learns of a bad
+# value when it starts, not when its first backup fails.
+BACKUP_DIR = env_folder("BACKUP_DIR", PROJECT_DIR / "var" / "backups")
+# When set, /metrics answers only a scraper sending it as a Bearer token.
+METRICS_TOKEN = env_token("METRICS_TOKEN", min_length=16)
 
 # LOG_FORMAT=json for log shippers; LOG_FILE adds a rotating file (the runbook tails one).
 LOGGING = build_logging(

@@ -8,6 +8,7 @@ aggregate (GROUP BY on indexed columns) so a scrape stays cheap.
 import secrets
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.db.models import Count, Model
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
@@ -19,7 +20,6 @@ from accounts.models import ArtistProfile
 from backfills.models import ACTIVE, BackfillRun
 from campaigns.models import Recipient
 from events import redis
-from events.env import env_str
 from jobs import app
 from jobs.token_refresh import OUTCOMES_KEY
 
@@ -94,9 +94,11 @@ def _count_by(model: type[Model], field: str) -> list[tuple[object, int]]:
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format. With METRICS_TOKEN set, a scraper must send it as a Bearer."""
-    expected = env_str("METRICS_TOKEN")
+    expected = settings.METRICS_TOKEN
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if expected and not secrets.compare_digest(given, expected):
+    # Compared as bytes: compare_digest refuses a str that is not ASCII with a TypeError,
+    # which would turn anyone's odd header into a 500.
+    if expected and not secrets.compare_digest(given.encode(), expected.encode()):
         return HttpResponse("metrics need the scrape token", status=401)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PlatformCollector())

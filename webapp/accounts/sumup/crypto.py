@@ -29,27 +29,35 @@ def _configured_keys() -> list[str]:
     return [key.strip() for key in raw.split(",") if key.strip()]
 
 
-def development_key() -> bytes:
+def _development_key() -> str:
     digest = hashlib.sha256(f"sumup-token-key:{settings.SECRET_KEY}".encode()).digest()
-    return base64.urlsafe_b64encode(digest)
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def _keys() -> list[str]:
+    """The configured keys; in development mode only (DEBUG on), and only when none is
+    configured, one derived from SECRET_KEY, so a local run needs no key of its own."""
+    keys = _configured_keys()
+    if keys:
+        return keys
+    if not settings.DEBUG:
+        raise ImproperlyConfigured(
+            f"{KEYS_VARIABLE} must be set when DEBUG is off: it encrypts SumUp tokens. "
+            "Generate one with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'"
+        )
+    return [_development_key()]
 
 
 @cache
 def _fernet() -> MultiFernet:
-    keys = _configured_keys()
-    if not keys:
-        if not settings.DEBUG:
-            raise ImproperlyConfigured(
-                f"{KEYS_VARIABLE} must be set when DEBUG is off: it encrypts SumUp tokens. "
-                "Generate one with: python -c 'from cryptography.fernet import Fernet; "
-                "print(Fernet.generate_key().decode())'"
-            )
+    keys = _keys()
+    if not _configured_keys():
         log.warning(
             "%s is not set; SumUp tokens are encrypted with a development key derived from "
             "SECRET_KEY",
             KEYS_VARIABLE,
         )
-        return MultiFernet([Fernet(development_key())])
     try:
         return MultiFernet([Fernet(key.encode()) for key in keys])
     except ValueError:
@@ -65,8 +73,7 @@ def reset_keys() -> None:
 
 def key_fingerprints() -> list[str]:
     """Short, non-secret identifiers of the keys in use, newest first."""
-    keys = _configured_keys() or [development_key().decode()]
-    return [hashlib.sha256(key.encode()).hexdigest()[:12] for key in keys]
+    return [hashlib.sha256(key.encode()).hexdigest()[:12] for key in _keys()]
 
 
 def encrypt(plaintext: str) -> str:

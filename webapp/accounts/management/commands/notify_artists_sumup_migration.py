@@ -3,7 +3,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.urls import reverse
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -11,13 +11,14 @@ from campaigns import audience, services
 from campaigns.messages import build
 from campaigns.models import Campaign
 from campaigns.progress import progress
+from events.commands import ProjectCommand
 from events.options import rate_or_unlimited
 
 POLL_SECONDS = 1.0
 STALL_WARNING_SECONDS = 60.0  # no progress this long while running: say a worker may be missing
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Ask artists whose SumUp connection is not working to connect it: creates and starts "
         "a sumup_reconnect campaign, which the workers send at the global email rate. An "

@@ -1,10 +1,11 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.db import connection, transaction
 
 from accounts.models import ArtistProfile
 from accounts.sumup import crypto
+from events.commands import ProjectCommand
 from events.options import whole_number
 
 ENCRYPTED_COLUMNS = ("sumup_access_token", "sumup_refresh_token")
@@ -12,7 +13,7 @@ BATCH_SIZE = 1_000  # rows per transaction
 MAX_BATCH_SIZE = 10_000  # rows locked in one transaction at most
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Re-encrypt every stored SumUp token with the newest key in SUMUP_TOKEN_KEYS, so an "
         "older key can then be removed."

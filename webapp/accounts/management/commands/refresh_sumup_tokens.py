@@ -1,19 +1,20 @@
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 from rich.progress import Progress
 
 from accounts.models import ArtistProfile, ConnectionStatus
 from accounts.sumup.refresh import due_profiles
+from events.commands import ProjectCommand
 from events.options import seconds
 from jobs.token_refresh import run_sweep
 
 POLL_SECONDS = 0.5
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Enqueue a SumUp token refresh for every due artist, as beat's sweep does. "
         "Workers do the refreshing; --wait follows them and prints a summary."

@@ -1,15 +1,16 @@
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from accounts.models import ArtistProfile, User
+from events.commands import ProjectCommand
 
 DEMO_ARTIST = ("demo-artist", "demo-artist@example.com", "jersey-demo-2026")
 DEMO_STAFF = ("admin", "admin@example.com", "jersey-admin-2026")
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Create a demo artist and a staff user for local runs (DEBUG only; idempotent)."
 
     def handle(self, *args: Any, **options: Any) -> None:

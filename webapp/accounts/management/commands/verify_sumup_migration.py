@@ -1,11 +1,12 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from accounts.sumup.verification import run_checks, status_counts
+from events.commands import ProjectCommand
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Check the SumUp OAuth migration (runbook Step 4): counts by status, no NULL or "
         "invalid status, tokens only where connected, model methods. Exit status 1 on failure."

@@ -2,11 +2,12 @@ import getpass
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from backfills import control, engine, registry
 from backfills.models import BackfillRun, RunStatus
+from events.commands import ProjectCommand
 from events.options import whole_number
 
 POLL_SECONDS = 0.5
@@ -22,7 +23,7 @@ def _describe(run: BackfillRun) -> str:
     )
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "List, run, pause, resume, cancel and watch batched data backfills."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -3,13 +3,14 @@ from argparse import ArgumentParser
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.conf import settings
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 
+from events.commands import ProjectCommand
 from events.options import folder
 from operations.backups.base import BackupError
 from operations.backups.service import create_backup
-from operations.conf import backup_dir
 
 
 def _human(size: int) -> str:
@@ -21,7 +22,7 @@ def _human(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Back up the configured database while it runs (runbook Step 1): SQLite through the "
         "online backup API, PostgreSQL through pg_dump -Fc, each checked after writing. "
@@ -37,7 +38,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        directory: Path = (options["dir"] or backup_dir()).expanduser().resolve()
+        directory: Path = (options["dir"] or settings.BACKUP_DIR).expanduser().resolve()
         started = time.monotonic()
         try:
             backup = create_backup(directory)

@@ -12,8 +12,9 @@ from functools import partial
 from typing import Any
 
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from events.commands import ProjectCommand
 from operations import migration_plan
 from operations.migration_plan import Node
 
@@ -36,7 +37,7 @@ ROLLBACK_DROPS = (
 )
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Run the deploy sequence against the configured database: backup (Step 1), migration "
         "checks (Step 2), migrate (Step 3), verify (Step 4), health (Step 8). Refuses, before "

@@ -1,12 +1,13 @@
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from events.commands import ProjectCommand
 from operations import readiness
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Run readiness checks and exit non-zero when one fails; for container healthchecks. "
         "Without flags: the web's own needs (database, Redis, migrations). --worker: this "

@@ -4,10 +4,12 @@ from argparse import ArgumentParser
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 
 from accounts.sumup.crypto import KEYS_VARIABLE
+from events.commands import BAD_USAGE, ProjectCommand
+from events.options import readable_file
 from operations.backups.base import BackupError, Finding
 from operations.backups.db import database_settings
 from operations.backups.manifest import Manifest
@@ -17,16 +19,19 @@ from operations.backups.tokens import check_tokens
 CONFIRMATION = "yes"
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Replace the configured database with a backup written by backup_db, then check it "
         "against the backup's manifest (runbook Step 6). Stop web, worker and beat first. "
         "Every running campaign and backfill comes back paused, until staff resume it. "
-        "Exit status 1 when the backup is refused or the restored database fails a check."
+        "Exit status 2 for a bad option (nothing read or written), 1 when the backup is "
+        "refused or the restored database fails a check."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("file", type=Path, help="the backup file (its manifest beside it)")
+        parser.add_argument(
+            "file", type=readable_file, help="the backup file (its manifest beside it)"
+        )
         parser.add_argument(
             "--yes", action="store_true", help="do not ask; required in a non-interactive run"
         )
@@ -38,7 +43,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        archive: Path = options["file"].expanduser().resolve()
+        archive: Path = options["file"]
+        if not options["yes"] and not sys.stdin.isatty():
+            raise CommandError(
+                "Refusing to restore without confirmation in a non-interactive run: pass --yes",
+                returncode=BAD_USAGE,
+            )
         try:
             manifest = load_backup(archive)
         except (BackupError, OSError) as exc:
@@ -68,10 +78,6 @@ class Command(BaseCommand):
         self._report(findings)
 
     def _confirm(self, manifest: Manifest) -> None:
-        if not sys.stdin.isatty():
-            raise CommandError(
-                "Refusing to restore without confirmation in a non-interactive run: pass --yes"
-            )
         target = database_settings()["NAME"]
         answer = input(
             f"This replaces every table of database {target!s} with the backup of "
