@@ -170,13 +170,18 @@ def test_the_preview_shows_the_email_as_any_artist_would_get_it(client, staff, m
     make_artist(is_approved=True, display_name="First Artist")
     other = make_artist(is_approved=True, display_name="Nina Blue")
     campaign = draft()
-    client.force_login(staff())
+    previewer = staff()
+    # The preview shows an artist's address and SumUp status: it needs the artists' view.
+    client.force_login(previewer)
+    assert client.get(admin_url("preview", campaign.pk)).status_code == 403
+    previewer.user_permissions.add(Permission.objects.get(codename="view_artistprofile"))
 
     page = client.get(admin_url("preview", campaign.pk), {"artist": other.user.email})
 
     assert page.status_code == 200
     assert b"Hello Nina Blue," in page.content
     assert b"List-Unsubscribe-Post" in page.content
+    assert b"/email/unsubscribe/sample-from-a-preview-unsubscribes-no-one/" in page.content
     assert b"connect your SumUp account" in page.content
     by_id = client.get(admin_url("preview", campaign.pk), {"artist": str(other.pk)})
     assert b"Hello Nina Blue," in by_id.content

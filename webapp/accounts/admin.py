@@ -1,8 +1,28 @@
+"""Users and artist profiles in the admin. Only superusers grant privileges: a staff
+member who may change users or groups could otherwise make anyone, themselves included,
+superuser, or set a staff login's password and act with its permissions."""
+
+from typing import Any
+
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
+from django.http import HttpRequest
 from django.utils import formats, timezone
 
 from accounts.models import ArtistProfile, EmailVerificationToken, User
+
+# The fields that hand out what an account may do; editable by superusers only.
+PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+
+def _may_manage(request: HttpRequest, account: User | None) -> bool:
+    """Whether `request.user` may change or delete `account`: staff and superuser logins
+    are managed by superusers only (their password is their permissions)."""
+    if account is None or request.user.is_superuser:
+        return True
+    return not (account.is_staff or account.is_superuser)
 
 
 @admin.register(User)
@@ -13,6 +33,26 @@ class UserAdmin(DjangoUserAdmin[User]):
         *(DjangoUserAdmin.fieldsets or ()),
         ("Jersey Events", {"fields": ("user_type", "phone", "email_verified")}),
     )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else (*fields, *PRIVILEGE_FIELDS)
+
+    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        return super().has_change_permission(request, obj) and _may_manage(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and _may_manage(request, obj)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin):
+    def get_readonly_fields(self, request: HttpRequest, obj: Group | None = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else (*fields, "permissions")
 
 
 @admin.register(ArtistProfile)
@@ -49,6 +89,11 @@ class ArtistProfileAdmin(admin.ModelAdmin[ArtistProfile]):
     fields = ("user", "display_name", "bio", "business_name", "is_approved", *readonly_fields)
     raw_id_fields = ("user",)
 
+    def get_readonly_fields(self, request: HttpRequest, obj: ArtistProfile | None = None) -> Any:
+        # A profile stays with its login: moving it would hand its SumUp connection
+        # (tokens and merchant) to another account.
+        return self.readonly_fields if obj is None else ("user", *self.readonly_fields)
+
     @admin.display(description="Email", ordering="user__email")
     def user_email(self, obj: ArtistProfile) -> str:
         return obj.user.email
@@ -72,3 +117,9 @@ class EmailVerificationTokenAdmin(admin.ModelAdmin[EmailVerificationToken]):
     list_display = ("user", "created_at", "expires_at", "used_at")
     exclude = ("token",)
     raw_id_fields = ("user",)
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: EmailVerificationToken | None = None
+    ) -> Any:
+        # Moved to another login, the link already mailed would verify that login's address.
+        return () if obj is None else ("user",)

@@ -1,5 +1,6 @@
-"""Starting, pausing, resuming, cancelling and retrying runs: each a state change in one
-transaction, recorded with who did it, with the worker chain enqueued after commit."""
+"""Starting, pausing, resuming, cancelling and retrying runs, and setting the wait between
+their batches: each a change in one transaction, recorded with who did it, with the
+worker chain enqueued after commit."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from backfills import registry
-from backfills.models import ACTIVE, BackfillRun, RunStatus
+from backfills.models import ACTIVE, MAX_PAUSE_MS, BackfillRun, RunStatus
 
 # Which statuses each action may start from.
 ALLOWED_FROM = {
@@ -126,6 +127,19 @@ def cancel(run_id: int, *, user: Any = None) -> BackfillRun:
 
 def retry(run_id: int, *, user: Any = None) -> BackfillRun:
     return _transition(run_id, "retry", user)
+
+
+def set_pause(run_id: int, pause_ms: int, *, user: Any = None) -> BackfillRun:
+    """Change the wait between a run's batches. Only that column is written: the workers
+    move the rest of the row meanwhile."""
+    if not 0 <= pause_ms <= MAX_PAUSE_MS:
+        raise ControlError(f"the pause must be from 0 to {MAX_PAUSE_MS} ms, got {pause_ms}")
+    with transaction.atomic():
+        run = BackfillRun.objects.select_for_update().get(pk=run_id)
+        before, run.pause_ms = run.pause_ms, pause_ms
+        run.save(update_fields=["pause_ms"])
+        _record(run, "set pause", user, f"{before} ms -> {pause_ms} ms between batches")
+    return run
 
 
 def active_run(name: str) -> BackfillRun | None:

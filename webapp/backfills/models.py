@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Max
 from django.utils import timezone
@@ -26,6 +27,10 @@ MOVING = (RunStatus.RUNNING, RunStatus.CANCELLING)
 # Events after which a run moves again: the time without progress counts from the latest.
 RESTARTS = ("start", "resume", "retry")
 RATE_WINDOW = timedelta(seconds=60)  # the rate, and so the ETA, come from these batches
+# The longest pause between batches, ms. The pause is a countdown on the next slice, held
+# by a worker: kept to seconds, and well under BACKFILL_STALE_SECONDS (60 s), so a run
+# that pauses is never taken for a stalled one and restarted.
+MAX_PAUSE_MS = 10_000
 
 
 class BackfillRun(models.Model):
@@ -41,7 +46,11 @@ class BackfillRun(models.Model):
     batches_done = models.IntegerField(default=0)
     batch_size = models.IntegerField(default=1000)
     target_batch_ms = models.IntegerField(default=100)
-    pause_ms = models.IntegerField(default=0)
+    pause_ms = models.IntegerField(
+        default=0,
+        validators=[MinValueValidator(0), MaxValueValidator(MAX_PAUSE_MS)],
+        help_text=f"Wait between batches, in ms (0 to {MAX_PAUSE_MS:,}).",
+    )
     # Each (re)enqueue bumps the generation; a worker carrying an older one stops itself.
     generation = models.IntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -1,6 +1,7 @@
 """Staff's view of campaigns: create one, see its audience, preview the email for any
-artist, start / pause / resume / cancel it, watch it progress, and resend where the
-outcome is unknown. Each change needs its permission and is recorded with the user."""
+artist (with the permission to view artists), start / pause / resume / cancel it, watch
+it progress, and resend where the outcome is unknown. Each change needs its permission
+and is recorded with the user."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
@@ -82,6 +83,16 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
         if obj is not None and obj.status != Campaign.Status.DRAFT:
             return self.fields
         return always
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra = {**(extra_context or {}), "can_preview": admin_views.may_preview(request)}
+        return super().change_view(request, object_id, form_url, extra)
 
     def get_fields(self, request: HttpRequest, obj: Campaign | None = None) -> Any:
         if obj is None:

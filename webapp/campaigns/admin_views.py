@@ -1,10 +1,12 @@
 """The campaign admin's own pages: live progress, a preview for any artist, and the
-start / pause / resume / cancel buttons."""
+start / pause / resume / cancel buttons. Each checks its own permission: the admin site
+lets any staff member through to them."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -26,8 +28,18 @@ _CHANGES = {
 }
 
 
+def _may_view(request: HttpRequest, model: type[Model]) -> bool:
+    """As the admin decides for the model's own pages: its view or change permission."""
+    return admin.site.get_model_admin(model).has_view_permission(request)
+
+
+def may_preview(request: HttpRequest) -> bool:
+    # A preview shows an artist's address and SumUp status: it needs the artists' view too.
+    return _may_view(request, Campaign) and _may_view(request, ArtistProfile)
+
+
 def _viewable(request: HttpRequest, pk: int) -> Campaign:
-    if not request.user.has_perm("campaigns.view_campaign"):
+    if not _may_view(request, Campaign):
         raise PermissionDenied
     return get_object_or_404(Campaign, pk=pk)
 
@@ -65,10 +77,12 @@ def progress_page(request: HttpRequest, pk: int) -> HttpResponse:
     context["buttons"] = [
         name for name, (permission, _) in _CHANGES.items() if request.user.has_perm(permission)
     ]
-    context["unknown_url"] = (
-        reverse("admin:campaigns_recipient_changelist")
-        + f"?campaign__id__exact={campaign.pk}&status__exact={Recipient.Status.UNKNOWN}"
-    )
+    context["can_preview"] = may_preview(request)
+    if _may_view(request, Recipient):
+        context["unknown_url"] = (
+            reverse("admin:campaigns_recipient_changelist")
+            + f"?campaign__id__exact={campaign.pk}&status__exact={Recipient.Status.UNKNOWN}"
+        )
     return TemplateResponse(request, "campaigns/admin/progress.html", context)
 
 
@@ -77,7 +91,10 @@ def progress_json(request: HttpRequest, pk: int) -> JsonResponse:
 
 
 def preview(request: HttpRequest, pk: int) -> HttpResponse:
-    """The email exactly as one artist would get it (any artist: `?artist=<id or email>`)."""
+    """The email as one artist would get it (any artist: `?artist=<id or email>`), with a
+    sample in place of the artist's unsubscribe link."""
+    if not may_preview(request):
+        raise PermissionDenied
     campaign = _viewable(request, pk)
     wanted = request.GET.get("artist", "").strip()
     profiles = ArtistProfile.objects.select_related("user")

@@ -12,7 +12,7 @@ from accounts.models import ArtistProfile
 from accounts.sumup.reconnect_notice import RenderedMessage, render_reconnect_message
 from campaigns import provider, tracking
 from campaigns.models import Campaign, Recipient
-from campaigns.unsubscribe import list_unsubscribe_headers
+from campaigns.unsubscribe import list_unsubscribe_headers, sample_unsubscribe_url, unsubscribe_url
 
 # A campaign's `template` names the Django templates; each has the function that
 # renders them for one artist.
@@ -24,16 +24,21 @@ RENDERERS: dict[str, Callable[[ArtistProfile], RenderedMessage]] = {
 def build(
     campaign: Campaign, profile: ArtistProfile, recipient: Recipient | None = None
 ) -> AnymailMessage:
-    """The message for `profile`; without `recipient` (a preview) the unsubscribe link
-    names no row and no provider ids are attached."""
+    """The message for `profile`; without `recipient` (a preview or a sample) the
+    unsubscribe link is a sample that unsubscribes no one, and no provider ids are
+    attached."""
     rendered = RENDERERS[campaign.template](profile)
-    recipient_id = recipient.pk if recipient is not None else None
+    unsubscribe = (
+        sample_unsubscribe_url()
+        if recipient is None
+        else unsubscribe_url(rendered.to, recipient.pk)
+    )
     message = AnymailMessage(
         subject=rendered.subject,
         body=rendered.text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[rendered.to],
-        headers=list_unsubscribe_headers(rendered.to, recipient_id),
+        headers=list_unsubscribe_headers(unsubscribe),
     )
     message.attach_alternative(rendered.html, "text/html")
     message.tags = [campaign.kind]

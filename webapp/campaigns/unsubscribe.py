@@ -17,6 +17,8 @@ from django.utils import timezone
 from campaigns.models import Recipient, Suppression
 
 SALT = "campaigns.unsubscribe"
+# What a preview shows in place of a signed token (which always holds a ":").
+PREVIEW_SAMPLE = "sample-from-a-preview-unsubscribes-no-one"
 # Statuses a later unsubscribe may not overwrite: they say more about the address.
 _FINAL = (Recipient.Status.BOUNCED, Recipient.Status.COMPLAINED)
 
@@ -47,10 +49,17 @@ def unsubscribe_url(email: str, recipient_id: int | None) -> str:
     return f"{settings.SITE_URL}{path}"
 
 
-def list_unsubscribe_headers(email: str, recipient_id: int | None) -> dict[str, str]:
-    """`List-Unsubscribe` (https, plus mailto when UNSUBSCRIBE_EMAIL is set) and the
+def sample_unsubscribe_url() -> str:
+    """The link a preview shows: it reads as a sample and carries no signed token, so
+    following it unsubscribes no one (the view answers it as a link that does not work)."""
+    path = reverse("campaigns:unsubscribe", args=[PREVIEW_SAMPLE])
+    return f"{settings.SITE_URL}{path}"
+
+
+def list_unsubscribe_headers(url: str) -> dict[str, str]:
+    """`List-Unsubscribe` (`url`, plus mailto when UNSUBSCRIBE_EMAIL is set) and the
     one-click `List-Unsubscribe-Post` header."""
-    targets = [f"<{unsubscribe_url(email, recipient_id)}>"]
+    targets = [f"<{url}>"]
     if settings.UNSUBSCRIBE_EMAIL:
         targets.append(f"<mailto:{settings.UNSUBSCRIBE_EMAIL}?subject=unsubscribe>")
     return {

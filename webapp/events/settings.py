@@ -265,7 +265,8 @@ BACKFILL_INLINE_MAX_ROWS = env_int("BACKFILL_INLINE_MAX_ROWS", 100_000, minimum=
 # First batch, rows; at most backfills.engine.MAX_BATCH, the most a batch grows to.
 BACKFILL_BATCH_SIZE = env_int("BACKFILL_BATCH_SIZE", 5_000, minimum=1, maximum=50_000)
 BACKFILL_TARGET_BATCH_MS = env_int("BACKFILL_TARGET_BATCH_MS", 100, minimum=1)
-BACKFILL_PAUSE_MS = env_int("BACKFILL_PAUSE_MS", 0, minimum=0)  # between batches
+# Wait between batches, ms; at most backfills.models.MAX_PAUSE_MS, well under a stall.
+BACKFILL_PAUSE_MS = env_int("BACKFILL_PAUSE_MS", 0, minimum=0, maximum=10_000)
 # A running backfill whose heartbeat is older than this is restarted by the recovery task.
 # A batch beats every ~100 ms and a slice chains the next within seconds, so a minute of
 # silence is a dead worker; with beat's recovery every minute, a stall heals within two.
