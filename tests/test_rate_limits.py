@@ -1,5 +1,6 @@
 """The shared rate limits (events.rate_limits) on the real Redis: the exact cap, the
-paced slots bulk work takes, and slots booked ahead by queued work."""
+paced slots bulk work takes, slots booked ahead by queued work, and windows widened by a
+margin for requests that arrive unevenly late."""
 
 import time
 import uuid
@@ -101,6 +102,36 @@ def test_a_slot_beyond_the_horizon_is_not_booked_and_says_when_to_ask(rule):
     assert later.held and later.wait == pytest.approx(5 * step, abs=0.02)
 
 
+def test_a_run_of_slots_is_booked_at_once_and_spaced_like_single_bookings(rule):
+    rate = parse_rate("20/s")
+    step = interval(rate)
+    waits = rate_limits.reserve_many(rule, rate, within=60, count=5)
+    assert len(waits) == 5
+    assert [b - a for a, b in pairwise(waits)] == pytest.approx([step] * 4, abs=1e-5)
+    after = reserve(rule, rate, within=60)
+    assert after.held and after.wait == pytest.approx(waits[-1] + step, abs=0.02)
+
+
+def test_free_slots_are_counted_without_booking_and_match_what_booking_gets(rule):
+    rate = parse_rate("10/s")
+    step = interval(rate)
+    free = rate_limits.free_slots(rule, rate, within=0.5)
+    assert free == int(0.5 // step) + 1
+    assert rate_limits.free_slots(rule, rate, within=0.5) == free, "counting books nothing"
+    booked = rate_limits.reserve_many(rule, rate, within=0.5, count=100)
+    assert len(booked) in (free - 1, free)  # a slot may have passed between the two calls
+    assert rate_limits.free_slots(rule, rate, within=0.5) == 0
+    assert rate_limits.reserve_many(rule, rate, within=0.5, count=1) == []
+
+
+def test_no_slot_is_booked_sooner_than_the_lead(rule):
+    rate = parse_rate("10/s")
+    assert reserve(rule, rate, within=5, lead=0.3).wait >= 0.3 - 0.01
+    first = rate_limits.reserve_many(rule, rate, within=5, count=3, lead=0.3)[0]
+    assert first >= 0.3 - 0.01
+    assert rate_limits.free_slots(rule, rate, within=0.2, lead=0.3) == 0
+
+
 def test_concurrent_bookings_never_share_a_slot(rule):
     rate = parse_rate("100/s")
     step = interval(rate)
@@ -116,3 +147,30 @@ def test_concurrent_bookings_never_share_a_slot(rule):
     # 200 distinct slots one interval apart span 199 intervals from the first booking.
     assert instants[-1] - started >= 199 * step - 0.05
     assert instants[-1] - started <= 199 * step + 0.5
+
+
+def test_a_widened_window_grants_the_rate_and_no_more_until_its_oldest_grant_leaves(rule):
+    rate = parse_rate("5/s")
+    waits = [rate_limits.acquire_with_margin(rule, rate, margin=0.5) for _ in range(6)]
+    assert waits[:5] == [0.0] * 5
+    assert 1.0 < waits[5] <= 1.5, "the oldest grant leaves 1.5 s after it, not 1 s"
+
+
+def test_a_grant_is_refused_past_the_period_until_the_margin_has_passed_too(rule):
+    rate = parse_rate("1/s")
+    assert rate_limits.acquire_with_margin(rule, rate, margin=0.5) == 0.0
+    time.sleep(1.0)
+    wait = rate_limits.acquire_with_margin(rule, rate, margin=0.5)
+    assert 0 < wait <= 0.5, "a period has passed, the margin not yet"
+    time.sleep(wait + 0.01)
+    assert rate_limits.acquire_with_margin(rule, rate, margin=0.5) == 0.0
+
+
+def test_concurrent_grants_in_a_widened_window_never_exceed_the_rate(rule):
+    rate = parse_rate("10/s")
+    with ThreadPoolExecutor(8) as pool:
+        waits = list(
+            pool.map(lambda _: rate_limits.acquire_with_margin(rule, rate, margin=0.1), range(40))
+        )
+    assert waits.count(0.0) == 10
+    assert all(0 < wait <= 1.1 for wait in waits if wait)

@@ -5,7 +5,8 @@ Three layers, per rule and rate:
 - **The cap**: a moving window (the `limits` library's sliding log) is exact: no
   one-second window ever holds more grants than the rule allows, whatever the number of
   workers. Every call to the remote side takes a slot of it last, right before the
-  request is written.
+  request is written. A rule whose requests may reach the other side unevenly late
+  widens its window by a margin in time instead (`acquire_with_margin`).
 - **The bulk share**: bulk work (a sweep of token refreshes, a campaign's sends) is
   granted a slot of the cap only while its window holds fewer than `PACE_SHARE` of the
   rate (rounded, at least 1). The other side counts requests as they arrive, a few
@@ -28,7 +29,7 @@ No caller ever sleeps: over a limit it is told how long to wait, and re-queues i
 |-------------|------------------------|---------|---------------------------------|
 | `sumup-api` | `SUMUP_API_RATE_LIMIT` | 20/s    | SumUp's token endpoint and API  |
 | `email`     | `EMAIL_RATE_LIMIT`,    | 10/s    | the email provider's send API   |
-|             | or a campaign's rate   |         | (campaigns.sending)             |
+|             | or a campaign's rate   |         | (campaigns.rate: with a margin) |
 """
 
 import math
@@ -55,21 +56,28 @@ _RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*")
 PACE_SHARE = 0.97
 
 # GCRA's "virtual scheduling" on one key: the instant (µs, Redis clock) of the next free
-# slot. A slot within ARGV[2] µs of now is taken (the key moves one interval on) and its
-# offset returned; otherwise nothing changes and the caller learns how long until one is.
-# `limits` offers no such algorithm, hence these lines.
+# slot, never sooner than ARGV[4] µs from now. Up to ARGV[3] slots within ARGV[2] µs of
+# now are taken (the key moves one interval on for each) and their offsets returned after
+# their count; with none that close, nothing changes and the caller learns how long until
+# one is: {0, wait}. `limits` offers no such algorithm, hence these lines.
 _PACE_SCRIPT = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
 local interval = tonumber(ARGV[1])
 local ahead = tonumber(ARGV[2])
-local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+local wanted = tonumber(ARGV[3])
+local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now + tonumber(ARGV[4]))
 if slot - now > ahead then
     return {0, slot - now - ahead}
 end
-local after = slot + interval
-redis.call('SET', KEYS[1], string.format('%d', after), 'PX', math.ceil((after - now) / 1000) + 1000)
-return {1, slot - now}
+local booked = {0}
+while booked[1] < wanted and slot - now <= ahead do
+    booked[1] = booked[1] + 1
+    booked[#booked + 1] = slot - now
+    slot = slot + interval
+end
+redis.call('SET', KEYS[1], string.format('%d', slot), 'PX', math.ceil((slot - now) / 1000) + 1000)
+return booked
 """
 
 
@@ -112,19 +120,49 @@ def interval(rate: RateLimitItem) -> float:
     return rate.get_expiry() / max(1, bulk_share(rate).amount - 1)
 
 
-def reserve(rule: str, rate: RateLimitItem, *, within: float) -> Slot:
-    """Book the next paced slot of `rule` if it falls within `within` seconds.
+def _pace_key(rule: str, rate: RateLimitItem) -> str:
+    return f"events:pace:{rule}:{rate.amount}/{rate.get_expiry()}"
 
-    The holder comes back at `wait` and takes a slot of the window
+
+def reserve_many(
+    rule: str, rate: RateLimitItem, *, within: float, count: int, lead: float = 0.0
+) -> list[float]:
+    """Book up to `count` consecutive paced slots of `rule` falling within `within`
+    seconds, none sooner than `lead` seconds from now (the time a queued task needs to
+    reach a worker); returns each booked slot's wait, in order (empty: none was free).
+
+    Each holder comes back at its wait and takes a slot of the window
     (`acquire(..., bulk=True)`).
     """
-    step = interval(rate)
-    key = f"events:pace:{rule}:{rate.amount}/{rate.get_expiry()}"
+    booked = _book(rule, rate, within=within, count=count, lead=lead)
+    return [offset / 1_000_000 for offset in booked[1:]] if booked[0] else []
+
+
+def reserve(rule: str, rate: RateLimitItem, *, within: float, lead: float = 0.0) -> Slot:
+    """Book the next paced slot of `rule` if it falls within `within` seconds (see
+    `reserve_many`); otherwise say how long until one would."""
+    booked = _book(rule, rate, within=within, count=1, lead=lead)
+    return Slot(held=bool(booked[0]), wait=int(booked[1]) / 1_000_000)
+
+
+def _book(rule: str, rate: RateLimitItem, *, within: float, count: int, lead: float) -> list[int]:
     pace = redis.client().register_script(_PACE_SCRIPT)  # cheap; runs by its SHA
-    held, offset = cast(
-        list[int], pace(keys=[key], args=[round(step * 1_000_000), round(within * 1_000_000)])
-    )
-    return Slot(held=bool(held), wait=int(offset) / 1_000_000)
+    args = [round(interval(rate) * 1_000_000), round(within * 1_000_000), count]
+    return cast(list[int], pace(keys=[_pace_key(rule, rate)], args=[*args, round(lead * 1e6)]))
+
+
+def free_slots(rule: str, rate: RateLimitItem, *, within: float, lead: float = 0.0) -> int:
+    """How many paced slots of `rule` are free within `within` seconds (see
+    `reserve_many`), without booking any: how much work to claim before booking it."""
+    pipe = redis.client().pipeline(transaction=False)
+    pipe.get(_pace_key(rule, rate))
+    pipe.time()
+    next_free_us, (seconds, micros) = pipe.execute()
+    now = int(seconds) + int(micros) / 1_000_000
+    first = max(int(next_free_us or 0) / 1_000_000, now + lead)
+    if first - now > within:
+        return 0
+    return int((now + within - first) // interval(rate)) + 1
 
 
 def bulk_share(rate: RateLimitItem) -> RateLimitItem:
@@ -149,3 +187,49 @@ def acquire(rule: str, rate: RateLimitItem, *, bulk: bool = False) -> float:
     # The oldest of the `limit` newest grants leaving the window frees the next slot.
     oldest, _count = window.get_moving_window(key, limit, expiry)
     return max(0.01, oldest + expiry - time.time())
+
+
+# A sliding log on Redis's clock: the instants (µs) of a rule's latest grants, newest
+# first. A grant is made only while fewer than ARGV[1] of them fall in the last ARGV[2]
+# µs; otherwise nothing changes and the caller learns how long until the oldest of them
+# leaves that window. One clock for every caller keeps the log in order.
+_WIDENED_SCRIPT = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local oldest = redis.call('LINDEX', KEYS[1], limit - 1)
+if oldest and now - tonumber(oldest) < window then
+    return {0, tonumber(oldest) + window - now}
+end
+redis.call('LPUSH', KEYS[1], string.format('%d', now))
+redis.call('LTRIM', KEYS[1], 0, limit - 1)
+redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+return {1, 0}
+"""
+
+
+def grant_log_key(rule: str, rate: RateLimitItem) -> str:
+    """The Redis list of `acquire_with_margin`'s latest grants of `rule` at `rate`: µs
+    on Redis's clock, newest first."""
+    return f"events:grants:{rule}:{rate.amount}/{rate.get_expiry()}"
+
+
+def acquire_with_margin(rule: str, rate: RateLimitItem, *, margin: float) -> float:
+    """Take one slot of `rule` for a call now, in a window `margin` seconds longer than
+    the rate's period; 0.0 if granted, else seconds to wait.
+
+    For calls whose requests reach the other side unevenly late after their grant (a
+    database commit and the request itself lie between them): no window of the period
+    plus `margin` ever holds more grants than the rate, so none of the other side's
+    periods does while the lateness of its requests differs by no more than `margin`.
+    The margin is kept in time, as lateness is, where the bulk share keeps a count (one
+    call at 50/s: 20 ms). Every call of the rule must take its slot here; the grants
+    are logged apart from `acquire`'s window.
+    """
+    take = redis.client().register_script(_WIDENED_SCRIPT)  # cheap; runs by its SHA
+    window_us = round((rate.get_expiry() + margin) * 1_000_000)
+    granted, wait_us = cast(
+        list[int], take(keys=[grant_log_key(rule, rate)], args=[rate.amount, window_us])
+    )
+    return 0.0 if granted else max(0.001, int(wait_us) / 1_000_000)

@@ -186,7 +186,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int(
     maximum=CELERY_TASK_TIME_LIMIT - 1,
     why="below CELERY_TASK_TIME_LIMIT, so a task can clean up before it is killed",
 )  # seconds
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's default. A worker fetches only while fewer tasks than this times its
+# concurrency are unacknowledged, and with acks_late the running ones count: at 1, a
+# worker whose processes were all busy stopped fetching, and the paced refreshes queued
+# for the next seconds (countdowns) reached it after their slot of the SumUp budget.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 # Task processes per worker (the Procfile's `worker` gives no --concurrency of its own).
 CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 3, minimum=1)
 # Celery's Django fixup closes every database connection (and, under prefork, the whole

@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 CLAIM_SECONDS = 60  # longer than a token call with its timeouts; a dead worker's claim lapses
 REFRESHABLE = (ConnectionStatus.CONNECTED, ConnectionStatus.ERROR)
 API_RULE = "sumup-api"  # the global budget of calls to SumUp (events.rate_limits)
-BOOKED_SLOT_GRACE = 2.0  # seconds a booked slot of the budget stays good after its time
 OVER_BUDGET_SPREAD = 1.0  # seconds, at most, added at random to an over-budget wait
 JOURNALED_RETRY = 2.0  # seconds: an answer the database refused is tried again this soon
 
@@ -81,24 +80,25 @@ def _budget() -> RateLimitItem:
     return rate_limits.parse_rate(settings.SUMUP_API_RATE_LIMIT, setting="SUMUP_API_RATE_LIMIT")
 
 
-def book_budget_slot(*, within: float) -> rate_limits.Slot:
+def book_budget_slot(*, within: float, lead: float = 0.0) -> rate_limits.Slot:
     """For queued refreshes: book the next paced slot of the SumUp budget (see
     events.rate_limits), so a sweep's refreshes reach SumUp evenly spaced."""
-    return rate_limits.reserve(API_RULE, _budget(), within=within)
+    return rate_limits.reserve(API_RULE, _budget(), within=within, lead=lead)
+
+
+def book_budget_slots(count: int, *, within: float, lead: float) -> list[float]:
+    """Book up to `count` paced slots of the SumUp budget at once; their waits, in order."""
+    return rate_limits.reserve_many(API_RULE, _budget(), within=within, count=count, lead=lead)
+
+
+def free_budget_slots(*, within: float, lead: float) -> int:
+    """Paced slots of the SumUp budget free within `within` seconds, none booked."""
+    return rate_limits.free_slots(API_RULE, _budget(), within=within, lead=lead)
 
 
 def paced_interval() -> float:
     """Seconds between two paced slots of the SumUp budget for queued refreshes."""
     return rate_limits.interval(_budget())
-
-
-def booked_slot_usable(at: float) -> bool:
-    """A booked slot is good from its time `at` (epoch seconds) for `BOOKED_SLOT_GRACE`
-    seconds: a refresh that waited behind others in a busy worker still takes it (the
-    bulk share's cap bounds any bunching), where booking again would leave its slot
-    unused. One that comes back later still (its worker died and the task was
-    redelivered) books again."""
-    return time.time() - at <= BOOKED_SLOT_GRACE
 
 
 def due_profiles(now: Any = None) -> QuerySet[ArtistProfile]:
