@@ -14,10 +14,12 @@ import pytest
 
 if TYPE_CHECKING:
     from tests.support.chaos import PrivatePostgres
+    from tests.support.polling import poll
     from tests.support.rehearsal import manage, output, shell
     from tests.support.worker_processes import WorkerProcesses, purge_queue, worker_environment
 else:
     from support.chaos import PrivatePostgres
+    from support.polling import poll
     from support.rehearsal import manage, output, shell
     from support.worker_processes import WorkerProcesses, purge_queue, worker_environment
 
@@ -72,16 +74,18 @@ def run_row(postgres: PrivatePostgres, run_id: int) -> dict[str, Any]:
 
 
 def wait_for(condition: Any, timeout: float, what: str, workers: WorkerProcesses) -> float:
-    started = time.monotonic()
-    while True:
+    """Seconds until `condition` held, the database coming back up meanwhile."""
+
+    def answered() -> bool:
         try:
-            if condition():
-                return time.monotonic() - started
+            return bool(condition())
         except psycopg.OperationalError:
-            pass  # the database is still coming up
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"gave up waiting for {what}\n{workers.log_tails()}")
-        time.sleep(0.2)
+            return False  # the database is still coming up
+
+    done, waited = poll(answered, timeout)
+    if not done:
+        raise AssertionError(f"gave up waiting for {what}\n{workers.log_tails()}")
+    return waited
 
 
 def test_a_backfill_survives_the_database_crashing_mid_run(tmp_path: Path) -> None:

@@ -1,7 +1,6 @@
 """Backfills with real `celery -A jobs worker` processes: a worker killed mid-run, and a
 data migration that hands a large table to the workers."""
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,22 +16,17 @@ from jobs.backfills import recover
 
 if TYPE_CHECKING:
     from tests.support.backfills import assert_ledger_covers_each_row_once, nulls
+    from tests.support.polling import wait_for
     from tests.support.worker_processes import WorkerProcesses, purge_queue
 else:
     from support.backfills import assert_ledger_covers_each_row_once, nulls
+    from support.polling import wait_for
     from support.worker_processes import WorkerProcesses, purge_queue
 
 NAME = "sumup_connection_status"
 
 # The in-process worker thread of other tests would consume these tasks too.
 pytestmark = pytest.mark.processes
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.fixture(autouse=True)
@@ -52,14 +46,14 @@ def test_a_worker_killed_mid_run_leaves_nothing_skipped_or_done_twice(
         run = control.start(NAME, batch_size=100)
         # Small, paced batches: many slices, so the kill lands in the middle of the run.
         BackfillRun.objects.filter(pk=run.pk).update(target_batch_ms=1, pause_ms=20)
-        wait_for(lambda: BackfillRun.objects.get(pk=run.pk).rows_done >= 2_000, 60, "progress")
+        wait_for(lambda: BackfillRun.objects.get(pk=run.pk).rows_done >= 2_000, "progress", 60)
         workers.kill(0)
     stopped = BackfillRun.objects.get(pk=run.pk)
     assert stopped.status == RunStatus.RUNNING and 0 < nulls() < 20_000
 
-    wait_for(lambda: recover() == 1, 30, "the stale heartbeat to be noticed")
+    wait_for(lambda: recover() == 1, "the stale heartbeat to be noticed", 30)
     with WorkerProcesses(1, log_dir=tmp_path / "second"):
-        wait_for(lambda: not BackfillRun.objects.get(pk=run.pk).is_active, 120, "the run to end")
+        wait_for(lambda: not BackfillRun.objects.get(pk=run.pk).is_active, "the run to end", 120)
 
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
@@ -104,7 +98,7 @@ def test_above_the_inline_limit_0004_hands_the_backfill_to_the_workers(
         assert "run #" in capsys.readouterr().out
 
         with WorkerProcesses(2, log_dir=tmp_path):  # they pick the run up as they start
-            wait_for(lambda: not BackfillRun.objects.get(pk=run.pk).is_active, 120, "the run")
+            wait_for(lambda: not BackfillRun.objects.get(pk=run.pk).is_active, "the run", 120)
         run.refresh_from_db()
         assert run.status == RunStatus.SUCCEEDED and nulls() == 0
         call_command("migrate", "accounts")  # the finalizing migration now goes through

@@ -31,6 +31,7 @@ from campaigns.sending import CLAIM_SECONDS
 from sumup_fake import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeSumUp
 
 if TYPE_CHECKING:
+    from tests.support.polling import wait_for
     from tests.support.procfile import ProcfileProcesses
     from tests.support.rehearsal import (
         PrivateRedis,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
         shell,
     )
 else:
+    from support.polling import wait_for
     from support.procfile import ProcfileProcesses
     from support.rehearsal import PrivateRedis, RehearsalDatabase, free_port, manage, output, shell
 
@@ -87,17 +89,8 @@ class Rehearsal:
 
     def wait_for(self, condition: Callable[[], T], what: str, timeout: float) -> T:
         """Poll until `condition` is truthy; fail with every process's log tail."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value:
-                return value
-            self.processes.check_alive()
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{what}: not within {timeout:.0f} s\n{self.processes.log_tails()}"
-                )
-            time.sleep(0.5)
+        explain, check = self.processes.log_tails, self.processes.check_alive
+        return wait_for(condition, what, timeout, interval=0.5, explain=explain, check=check)
 
     def manage(self, *args: str) -> Any:
         return manage(self.env, *args)

@@ -4,7 +4,6 @@ refresh tokens strictly and rejects reuse, faults on its token endpoint, and a w
 killed with `kill -9` around SumUp's answer."""
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from sumup_fake import FakeSumUp
 # pytest imports test modules by basename, with tests/ on sys.path (there is no
 # tests/__init__.py); mypy names them from the project root.
 if TYPE_CHECKING:
+    from tests.support.polling import wait_for
     from tests.support.worker_processes import (
         WorkerProcesses,
         database_url,
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         sent_mail,
     )
 else:
+    from support.polling import wait_for
     from support.worker_processes import WorkerProcesses, database_url, purge_queue, sent_mail
 
 LIVE, REVOKED = 16, 3
@@ -134,11 +135,7 @@ def run_two_sweeps() -> list[list[int]]:
 
 
 def wait_until(workers: WorkerProcesses, done: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not done():
-        workers.check_alive()
-        assert time.monotonic() < deadline, f"{what}: not done in time\n{workers.log_tails()}"
-        time.sleep(0.2)
+    wait_for(done, what, DEADLINE_S, explain=workers.log_tails, check=workers.check_alive)
 
 
 def refreshes_settled(artists: list[Connection]) -> bool:
@@ -224,13 +221,6 @@ def test_a_worker_killed_with_sigkill_is_gone_while_the_others_still_answer(work
 # --- a worker killed around SumUp's answer ------------------------------------------------
 
 
-def wait_for(done: Callable[[], bool], what: str, timeout: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, f"{what}: not in time"
-        time.sleep(0.05)
-
-
 def token_call_in_flight(sumup: FakeSumUp) -> bool:
     with sumup.state.lock:
         return sumup.state.counters.in_flight["token"] == 1
@@ -277,11 +267,16 @@ def test_a_worker_killed_between_sumups_answer_and_the_store_keeps_the_grant(
 
     with psycopg.connect(database_url()) as blocker:
         assert token_refresh.run_sweep().enqueued == [artist.profile.pk]
-        wait_for(lambda: token_call_in_flight(sumup), "the token call")
+        wait_for(lambda: token_call_in_flight(sumup), "the token call", DEADLINE_S, interval=0.05)
         blocker.execute(
             "SELECT 1 FROM accounts_artistprofile WHERE id = %s FOR UPDATE", [artist.profile.pk]
         )
-        wait_for(lambda: bool(blocked_by(blocker)), "the store waiting on the row lock")
+        wait_for(
+            lambda: bool(blocked_by(blocker)),
+            "the store waiting on the row lock",
+            DEADLINE_S,
+            interval=0.05,
+        )
         assert refresh_journal.pending(artist.profile.pk) is not None, "journaled first"
         workers.kill(0)
         with connection.cursor() as cursor:
@@ -332,9 +327,9 @@ def test_a_grant_lost_with_the_answer_in_flight_is_detected_and_the_artist_told(
     workers = worker_processes(1, concurrency=1)
 
     assert token_refresh.run_sweep().enqueued == [artist.profile.pk]
-    wait_for(lambda: token_call_in_flight(sumup), "the token call")
+    wait_for(lambda: token_call_in_flight(sumup), "the token call", DEADLINE_S, interval=0.05)
     workers.kill(0)
-    wait_for(lambda: rotated_at_sumup(sumup, spent), "SumUp's answer")
+    wait_for(lambda: rotated_at_sumup(sumup, spent), "SumUp's answer", DEADLINE_S, interval=0.05)
     assert ArtistProfile.objects.get(pk=artist.profile.pk).sumup_refresh_token == spent
     assert refresh_journal.pending(artist.profile.pk) is None
 

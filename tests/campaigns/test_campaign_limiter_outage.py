@@ -15,9 +15,11 @@ from campaigns.fake_esp import FakeBrevo
 from campaigns.models import Campaign, Recipient
 
 if TYPE_CHECKING:
+    from tests.support import polling
     from tests.support.rehearsal import PrivateRedis
     from tests.support.worker_processes import WorkerProcesses, purge_queue
 else:
+    from support import polling
     from support.rehearsal import PrivateRedis
     from support.worker_processes import WorkerProcesses, purge_queue
 
@@ -29,11 +31,7 @@ LIMITER_DOWN = "rate limiter unavailable, nothing sent: ConnectionError"
 
 
 def wait_for(condition: Callable[[], object], what: str, workers: WorkerProcesses) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}\n{workers.log_tails()}")
-        time.sleep(0.2)
+    polling.wait_for(condition, what, DEADLINE, explain=workers.log_tails)
 
 
 def counts(campaign: Campaign) -> dict[str, int]:

@@ -2,8 +2,7 @@
 the admin shows it stalled, and beat's recovery task, on a real worker, resumes it to
 the end with one email per artist."""
 
-import time
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 from django.urls import reverse
@@ -15,15 +14,13 @@ from campaigns.models import Campaign, CampaignAction, Recipient
 from campaigns.progress import progress
 from jobs.campaigns import recover
 
+if TYPE_CHECKING:
+    from tests.support.polling import wait_for
+else:
+    from support.polling import wait_for
+
 pytestmark = pytest.mark.django_db(transaction=True)
 DEADLINE = 30.0  # seconds any wait below may take on a slow machine before the test fails
-
-
-def wait_for(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.1)
 
 
 def as_left_by_a_dead_worker(artist_ids: list[int]) -> Campaign:
@@ -53,7 +50,7 @@ def test_a_stalled_campaign_shows_stalled_and_beats_recovery_finishes_it_once_ea
     people = artists(6)
     campaign = as_left_by_a_dead_worker([artist.pk for artist in people])
 
-    wait_for(lambda: progress(campaign).stalled, "the campaign to stall")
+    wait_for(lambda: progress(campaign).stalled, "the campaign to stall", DEADLINE)
     page = admin_client.get(reverse("admin:campaigns_campaign_changelist")).text
     assert "Stalled — no progress for 1 s" in page
     assert esp.state.arrivals == []
@@ -62,6 +59,7 @@ def test_a_stalled_campaign_shows_stalled_and_beats_recovery_finishes_it_once_ea
     wait_for(
         lambda: Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.DONE,
         "the campaign to finish",
+        DEADLINE,
     )
 
     assert all(esp.state.accepted_for(artist.user.email) == 1 for artist in people)

@@ -5,7 +5,6 @@ killed inside the provider call, and the whole fault mix at once."""
 import os
 import re
 import signal
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -22,8 +21,10 @@ from campaigns.models import Campaign, Recipient, Suppression
 from jobs import app
 
 if TYPE_CHECKING:
+    from tests.support import polling
     from tests.support.worker_processes import WorkerProcesses, purge_queue
 else:
+    from support import polling
     from support.worker_processes import WorkerProcesses, purge_queue
 
 # Real worker subprocesses: a pytest session of their own (scripts/test), where no
@@ -57,12 +58,10 @@ def worker_processes(tmp_path: Path, esp: FakeBrevo) -> Iterator[Callable[..., W
 
 
 def wait_for(condition: Callable[[], object], what: str, *workers: WorkerProcesses) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > deadline:
-            tails = "\n".join(group.log_tails() for group in workers)
-            raise AssertionError(f"gave up waiting for {what}\n{tails}")
-        time.sleep(0.2)
+    def tails() -> str:
+        return "\n".join(group.log_tails() for group in workers)
+
+    polling.wait_for(condition, what, DEADLINE, explain=tails)
 
 
 def finished(campaign: Campaign) -> Callable[[], bool]:

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
         provider_duplicates,
         reached_provider,
         refused_reuse_by_grant,
-        wait_until,
     )
+    from tests.support.polling import poll
     from tests.support.procfile import ProcfileProcesses
     from tests.support.rehearsal import PrivateRedis, free_port, manage, output, shell
 else:
@@ -52,8 +52,8 @@ else:
         provider_duplicates,
         reached_provider,
         refused_reuse_by_grant,
-        wait_until,
     )
+    from support.polling import poll
     from support.procfile import ProcfileProcesses
     from support.rehearsal import PrivateRedis, free_port, manage, output, shell
 
@@ -328,7 +328,7 @@ class Stage:
             self.supervise()
             return not self.unfinished()
 
-        wait_until(finished, RECOVERY_WAIT - (time.time() - fault_ended), 1.0)
+        poll(finished, RECOVERY_WAIT - (time.time() - fault_ended), 1.0)
         remaining = self.unfinished()
         return (None if remaining else time.time() - fault_ended), remaining
 
@@ -349,7 +349,7 @@ class Stage:
         )
 
     def wait_healthy(self, timeout: float) -> bool:
-        healthy, _ = wait_until(self.all_healthy, timeout, 1.0)
+        healthy, _ = poll(self.all_healthy, timeout, 1.0)
         return bool(healthy)
 
     def health_during(self, figures: Figures) -> None:

@@ -21,9 +21,9 @@ import pytest
 from .stage import LEGACY, RECOVERY_LIMIT, Figures, Stage
 
 if TYPE_CHECKING:
-    from tests.support.chaos import wait_until
+    from tests.support.polling import poll
 else:
-    from support.chaos import wait_until
+    from support.polling import poll
 
 pytestmark = [pytest.mark.processes, pytest.mark.chaos]
 
@@ -58,7 +58,7 @@ def wait_for_work_under_way(stage: Stage) -> None:
         sent = len(stage.esp.state.accepted)
         return rows >= LEGACY // 10 and sent >= 100 and stage.refreshed() >= 100
 
-    started, waited = wait_until(under_way, 90, 0.5)
+    started, waited = poll(under_way, 90, 0.5)
     assert started, f"the jobs did not get going in {waited:.0f} s\n{stage.log_tails()}"
 
 
@@ -161,7 +161,7 @@ def test_sigterm_to_the_worker_during_a_backfill_batch_loses_and_repeats_nothing
     status, rows = stage.backfill_progress()
     assert status == "running" and rows < LEGACY, (status, rows)
     worker.process.send_signal(signal.SIGTERM)  # the leader only, as a process manager does
-    exited, waited = wait_until(lambda: not worker.is_alive(), 60, 0.2)
+    exited, waited = poll(lambda: not worker.is_alive(), 60, 0.2)
     stage.health_during(figures)
     restart_worker(stage)
     fault_ended = time.time()

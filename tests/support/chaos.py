@@ -22,7 +22,6 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -249,17 +248,3 @@ def http_status(url: str, timeout: float = 5.0) -> int:
 def kill_group(pid: int, signum: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
-
-
-def wait_until[T](
-    condition: Callable[[], T], timeout: float, interval: float = 0.5
-) -> tuple[T, float]:
-    """Poll until `condition` is truthy or `timeout` passes: its last value and the
-    seconds waited."""
-    started = time.monotonic()
-    while True:
-        value = condition()
-        waited = time.monotonic() - started
-        if value or waited > timeout:
-            return value, waited
-        time.sleep(interval)

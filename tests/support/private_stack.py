@@ -17,7 +17,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from celery import Celery
 from cryptography.fernet import Fernet
 from redis import Redis
 
+from . import polling
 from .procfile import ProcfileProcesses
 from .rehearsal import PrivateRedis, RehearsalDatabase, manage
 
@@ -53,16 +53,9 @@ class PrivateStack:
 
     def wait_for(self, condition: Callable[[], T], what: str, timeout: float) -> T:
         """Poll until `condition` is truthy; fail with every process's log tail."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{what}: not within {timeout:.0f} s\n{self.processes.log_tails()}"
-                )
-            time.sleep(0.5)
+        return polling.wait_for(
+            condition, what, timeout, interval=0.5, explain=self.processes.log_tails
+        )
 
 
 @contextlib.contextmanager
