@@ -114,6 +114,17 @@ def _claimable(now: datetime) -> QuerySet[ArtistProfile]:
     )
 
 
+def _backing_off() -> bool:
+    """Due artists wait out a retry's backoff (`refresh.defer`): the dispatcher comes
+    back for them when it ends, rather than leaving them to the next sweep."""
+    now = timezone.now()
+    return (
+        refresh.due_profiles(now)
+        .filter(sumup_refresh_claim="", sumup_refresh_claimed_until__gt=now)
+        .exists()
+    )
+
+
 def _claim_batch(limit: int) -> tuple[list[int], datetime]:
     now = timezone.now()
     with transaction.atomic():
@@ -154,12 +165,12 @@ def _dispatch_round() -> tuple[list[int], bool]:
     while True:
         room = refresh.free_budget_slots(within=LOOKAHEAD, lead=DELIVERY_LEAD)
         if not room:
-            return queued, _claimable(timezone.now()).exists()
+            return queued, _claimable(timezone.now()).exists() or _backing_off()
         # Claimed only as many as the free slots hold: the rest stay claimable by
         # the next round without being marked and unmarked in between.
         ids, mark = _claim_batch(min(ENQUEUE_BATCH, room))
         if not ids:
-            return queued, False
+            return queued, _backing_off()
         left = _enqueue(ids)
         queued.extend(ids[: len(ids) - len(left)])
         if left:  # another booking took slots in between
@@ -349,3 +360,4 @@ def _retry(profile_id: int, attempt: int, probe: bool, result: refresh.Result) -
         refresh_artist.apply_async((profile_id, tries, probe), countdown=wait)
     else:
         refresh.defer(profile_id, wait)
+        _ensure_dispatcher()  # which queues it once its time has come

@@ -11,6 +11,7 @@ import pytest
 import time_machine
 from django.core.management import call_command
 from django.utils import timezone
+from limits import RateLimitItem
 
 from accounts.models import ArtistProfile, ConnectionStatus
 from accounts.sumup import client, refresh, refresh_alerts, refresh_journal, tokens
@@ -402,7 +403,7 @@ def test_a_sweeps_refreshes_reach_sumup_evenly_spaced_not_in_a_burst(
     assert spread >= 7 * 0.1 - 0.05, f"8 refreshes went out within {spread:.3f} s"
 
 
-def _fill_the_share(budget: rate_limits.RateLimitItem) -> float:
+def _fill_the_share(budget: RateLimitItem) -> float:
     filled_at = time.time()
     assert [rate_limits.acquire(refresh.API_RULE, budget) for _ in range(2)] == [0.0, 0.0]
     return filled_at
@@ -645,6 +646,26 @@ def test_the_sweep_stores_journaled_answers_first(connected_artist, sumup):
 
 
 # --- recovery in minutes ---------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_backoff_longer_than_a_countdown_is_queued_by_the_dispatcher_when_it_ends(
+    project_worker, connected_artist, sumup
+):
+    profile = connected_artist()
+    # Longer than a countdown may hold a worker: a time in the row (refresh.defer).
+    sumup.add_fault("token", 429, retry_after=token_refresh.MAX_COUNTDOWN + 1)
+    started = time.time()
+
+    token_refresh.run_sweep()
+
+    deadline = time.monotonic() + 30
+    while (refreshed_at := reload(profile).sumup_last_refresh_at) is None:
+        assert time.monotonic() < deadline, "the backed-off refresh waited for another sweep"
+        time.sleep(0.2)
+    assert refreshed_at.timestamp() >= started + token_refresh.MAX_COUNTDOWN + 1
+    assert refresh_calls(sumup, profile) == 2, "the refused call and the one after the wait"
+    assert not redis.client().exists(token_refresh.DISPATCHER_KEY), "the chain ended"
 
 
 @pytest.mark.django_db(transaction=True)
