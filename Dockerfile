@@ -5,6 +5,13 @@ COPY pyproject.toml README.md ./
 COPY webapp webapp
 COPY jobs jobs
 COPY sumup_fake sumup_fake
-RUN pip install --no-cache-dir . && mkdir -p var
+# Installed as root, run as an unprivileged user: a compromised process can change
+# neither the code it runs nor the interpreter. It writes only to var/ (backups, the
+# log file if LOG_FILE points there).
+RUN pip install --no-cache-dir . \
+    && useradd --system --uid 10001 --user-group --home-dir /app --no-create-home events \
+    && mkdir -p var/backups \
+    && chown -R events:events var
+USER events:events
 EXPOSE 8000
 CMD ["python", "-m", "events.serve", "--timeout", "30"]

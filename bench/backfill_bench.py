@@ -184,6 +184,9 @@ def configure_environment(server: str, inline_max_rows: int | None) -> None:
         SUMUP_CLIENT_ID="bench-backfill",
         SUMUP_CLIENT_SECRET="bench-only-not-a-secret",  # noqa: S106
         SUMUP_TOKEN_KEYS="aBRe9bTSlE-pZ5N5tH1XWwFJ2UvQ5o5mQjv2Bq8Q6Ac=",  # noqa: S106  (public)
+        METRICS_TOKEN="bench-only-metrics-token",  # noqa: S106
+        # Plain http on loopback, where production's proxy would have ended TLS.
+        SECURE_SSL_REDIRECT="false",
         LOG_LEVEL="WARNING",
     )
     sys.path.insert(0, str(WEBAPP_DIR))

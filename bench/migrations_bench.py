@@ -224,6 +224,7 @@ def setup_django(database_url: str) -> None:
     os.environ.setdefault("SUMUP_CLIENT_ID", "bench-migrations")
     os.environ.setdefault("SUMUP_CLIENT_SECRET", "bench-only-not-a-secret")
     os.environ.setdefault("SUMUP_TOKEN_KEYS", "aBRe9bTSlE-pZ5N5tH1XWwFJ2UvQ5o5mQjv2Bq8Q6Ac=")
+    os.environ.setdefault("METRICS_TOKEN", "bench-only-metrics-token")
     sys.path.insert(0, str(WEBAPP_DIR))
     django.setup()
 

@@ -901,6 +901,7 @@ def configure_environment(server: str, fake_url: str) -> None:
         SUMUP_TOKEN_KEYS=Fernet.generate_key().decode(),
         DEBUG="false",  # no query log, as in production
         SECRET_KEY="bench-only-not-a-secret",  # noqa: S106
+        METRICS_TOKEN="bench-only-metrics-token",  # noqa: S106
         EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
         LOG_LEVEL="WARNING",
     )

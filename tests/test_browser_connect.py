@@ -1,41 +1,32 @@
 """An artist connects SumUp in a real browser: Playwright driving Debian's Chromium
-against the live Django server and the fake SumUp, both on loopback."""
+against the live Django server and the fake SumUp, both on loopback. No page may break
+its Content-Security-Policy on the way."""
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.db import connections
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from accounts.models import ArtistProfile
 
-CHROMIUM = "/usr/bin/chromium"
+if TYPE_CHECKING:
+    from tests.support.browser import CspViolations, chromium
+else:
+    from support.browser import CspViolations, chromium
+
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture
-def chromium() -> Iterator[Browser]:
+@pytest.fixture(name="chromium")
+def chromium_browser() -> Iterator[Browser]:
     # Function-scoped: Playwright's event loop must be gone before the test database is
     # flushed, or Django refuses ORM calls from a thread with a running loop.
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test does it)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def off_the_event_loop[T](query: Callable[[], T]) -> T:
@@ -60,10 +51,12 @@ def artist(make_artist: Callable[..., ArtistProfile]) -> ArtistProfile:
 @pytest.fixture
 def page(chromium: Browser) -> Iterator[Page]:
     context = chromium.new_context()
+    violations = CspViolations(context)
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
     context.close()
+    violations.assert_none()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -224,6 +224,13 @@ BAD_SETTINGS = [
     ("BACKUP_DIR", "var/backups", "BACKUP_DIR must be an absolute path to a folder"),
     ("BACKUP_DIR", __file__, "BACKUP_DIR must be an absolute path to a folder"),
     ("BACKUP_DIR", f"{__file__}/backups", "BACKUP_DIR must be an absolute path to a folder"),
+    ("SECURE_SSL_REDIRECT", "always", "SECURE_SSL_REDIRECT must be a boolean"),
+    ("SECURE_HSTS_SECONDS", "-1", "SECURE_HSTS_SECONDS must be at least 0"),
+    ("SECURE_PROXY_SSL_HEADER", "https", "SECURE_PROXY_SSL_HEADER must be a header and the"),
+    ("SECURE_PROXY_SSL_HEADER", "X Forwarded: https", "SECURE_PROXY_SSL_HEADER must be a"),
+    ("CSRF_TRUSTED_ORIGINS", "events.example.com", "CSRF_TRUSTED_ORIGINS must be comma-"),
+    ("CSRF_TRUSTED_ORIGINS", "https://events.example.com/", "CSRF_TRUSTED_ORIGINS must be"),
+    ("TRUSTED_PROXY_COUNT", "-1", "TRUSTED_PROXY_COUNT must be from 0 to 10"),
 ]
 VENV_BIN = Path(sys.executable).parent
 

@@ -74,7 +74,7 @@ def test_an_unsubscribed_artist_is_skipped_by_the_next_campaign(client, sent, st
 
 def test_a_forged_or_altered_unsubscribe_token_is_refused(client, sent):
     recipient, _ = sent
-    token = unsubscribe.make_token(recipient.email, recipient.pk)
+    token = unsubscribe.make_token(recipient.pk)
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
 
     for bad in (forged, "not-a-token"):

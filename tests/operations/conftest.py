@@ -13,11 +13,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 import redis
 from django.conf import settings
+from django.test import Client
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -174,6 +176,18 @@ def site(request: pytest.FixtureRequest) -> Site:
 def missing_postgres_site(tmp_path: Path) -> Site:
     """A site whose PostgreSQL database does not exist."""
     return Site("postgresql", f"{SERVER_URL}/{_new_name('missing')}", tmp_path / "backups")
+
+
+SCRAPE_TOKEN = "scrape-token-for-the-tests-0123456789"
+
+
+@pytest.fixture
+def scraper(client: Client, settings: Any) -> Client:
+    """The test client as the scraper: it presents METRICS_TOKEN, which /metrics and the
+    details of /readyz's checks need."""
+    settings.METRICS_TOKEN = SCRAPE_TOKEN
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {SCRAPE_TOKEN}"
+    return client
 
 
 @pytest.fixture

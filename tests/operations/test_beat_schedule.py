@@ -144,13 +144,13 @@ def test_a_beat_that_just_started_has_twice_an_interval_to_send_each_entry(heart
     ]
 
 
-def test_readyz_names_the_late_entry(client, healthy_beat, heartbeat_redis):
+def test_readyz_names_the_late_entry(scraper, healthy_beat, heartbeat_redis):
     heartbeat_redis.set(STARTED_KEY, repr(time.time() - 3600))
     PeriodicTask.objects.filter(name="sumup-token-refresh-sweep").update(
         last_run_at=timezone.now() - timedelta(hours=1)
     )
 
-    response = client.get("/readyz")
+    response = scraper.get("/readyz")
 
     assert response.status_code == 503
     schedule = response.json()["checks"]["schedule"]

@@ -14,13 +14,13 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 @pytest.mark.django_db
-def test_it_reports_connections_backfills_and_queue_depth(client, make_artist, legacy_artists):
+def test_it_reports_connections_backfills_and_queue_depth(scraper, make_artist, legacy_artists):
     make_artist()
     make_artist(sumup_connection_status=ConnectionStatus.EXPIRED)
     legacy_artists(3)
     control.start("sumup_connection_status", enqueue=False)
 
-    response = client.get("/metrics")
+    response = scraper.get("/metrics")
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")

@@ -225,6 +225,7 @@ CUSTOM_URLS: dict[str, Needs] = {
     "campaigns_campaign_progress": viewers(Campaign),
     "campaigns_campaign_progress_json": viewers(Campaign),
     "campaigns_campaign_preview": viewers(Campaign, ArtistProfile),
+    "campaigns_campaign_preview_html": viewers(Campaign, ArtistProfile),
     "campaigns_campaign_start": one("campaigns.start_campaign"),
     "campaigns_campaign_pause": one("campaigns.start_campaign"),
     "campaigns_campaign_resume": one("campaigns.start_campaign"),
@@ -301,6 +302,12 @@ PAGES = [
                 "preview",
                 lambda w: (
                     _admin_url(Campaign, "preview", w.campaign.pk) + f"?artist={w.profile.pk}"
+                ),
+            ),
+            (
+                "preview_html",
+                lambda w: (
+                    _admin_url(Campaign, "preview_html", w.campaign.pk) + f"?artist={w.profile.pk}"
                 ),
             ),
         )

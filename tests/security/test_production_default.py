@@ -21,11 +21,17 @@ else:
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 # Nothing but a PATH that finds the project's python, gunicorn and celery.
 NOTHING_SET = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
-PRODUCTION_NEEDS = ["SECRET_KEY", "SUMUP_CLIENT_ID", "SUMUP_CLIENT_SECRET", "SUMUP_TOKEN_KEYS"]
+PRODUCTION_NEEDS = [
+    "SECRET_KEY",
+    "SUMUP_CLIENT_ID",
+    "SUMUP_CLIENT_SECRET",
+    "SUMUP_TOKEN_KEYS",
+    "METRICS_TOKEN",
+]
 REFUSAL = (
-    "error: SECRET_KEY must be set, as must SUMUP_CLIENT_ID, SUMUP_CLIENT_SECRET and "
-    "SUMUP_TOKEN_KEYS: DEBUG is off (production, the default); DEBUG=true runs in "
-    "development mode"
+    "error: SECRET_KEY must be set, as must SUMUP_CLIENT_ID, SUMUP_CLIENT_SECRET, "
+    "SUMUP_TOKEN_KEYS and METRICS_TOKEN: DEBUG is off (production, the default); "
+    "DEBUG=true runs in development mode"
 )
 
 
@@ -51,7 +57,7 @@ def test_a_missing_secret_is_named_even_when_the_others_are_set():
 
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "error: SUMUP_TOKEN_KEYS must be set: DEBUG is off (production, the default); "
+        "error: METRICS_TOKEN must be set: DEBUG is off (production, the default); "
         "DEBUG=true runs in development mode"
     ]
 

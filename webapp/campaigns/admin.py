@@ -157,6 +157,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
             route("progress", admin_views.progress_page, "progress"),
             route("progress.json", admin_views.progress_json, "progress_json"),
             route("preview", admin_views.preview, "preview"),
+            route("preview.html", admin_views.preview_html, "preview_html"),
             route("start", admin_views.change_status, "start"),
             route("pause", admin_views.change_status, "pause"),
             route("resume", admin_views.change_status, "resume"),

@@ -28,11 +28,7 @@ def build(
     unsubscribe link is a sample that unsubscribes no one, and no provider ids are
     attached."""
     rendered = RENDERERS[campaign.template](profile)
-    unsubscribe = (
-        sample_unsubscribe_url()
-        if recipient is None
-        else unsubscribe_url(rendered.to, recipient.pk)
-    )
+    unsubscribe = sample_unsubscribe_url() if recipient is None else unsubscribe_url(recipient.pk)
     message = AnymailMessage(
         subject=rendered.subject,
         body=rendered.text,

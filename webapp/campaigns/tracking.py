@@ -4,12 +4,14 @@ Events arrive late, out of order and more than once, so a recipient's status onl
 forward: sent (or unknown, or queued for a retry that turns out needless) → delivered →
 bounced, complained or unsubscribed. A hard bounce, a complaint and an unsubscribe also
 suppress the address for every later campaign. Events are joined back to the row by the
-ids sent in the message's metadata, or else by the provider's message id.
+ids sent in the message's metadata, both of them (the row's id alone is a counter anyone
+can guess; the send key is a random UUID only that message carried), or else by the
+provider's message id. What is suppressed is the row's own address: the address an event
+names is the provider's say, and an event must not silence anyone but its recipient.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from typing import Any
@@ -63,7 +65,7 @@ def on_tracking(sender: Any, event: AnymailTrackingEvent, esp_name: str, **kwarg
             status=status, event_at=event.timestamp or timezone.now(), claimed_until=None
         )
         if reason is not None:
-            suppress(event.recipient or recipient.email, reason, recipient.pk)
+            suppress(recipient.email, reason, recipient.pk)
     if moved:
         log.info("campaign recipient %s: %s (%s)", recipient.pk, status, esp_name)
 
@@ -71,14 +73,21 @@ def on_tracking(sender: Any, event: AnymailTrackingEvent, esp_name: str, **kwarg
 def _recipient_for(event: AnymailTrackingEvent) -> Recipient | None:
     metadata = event.metadata or {}
     recipient_id = str(metadata.get("campaign_recipient_id", ""))
-    if recipient_id.isdigit():
-        rows = Recipient.objects.filter(pk=int(recipient_id))
-        with contextlib.suppress(KeyError, ValueError):
-            rows = rows.filter(idempotency_key=uuid.UUID(str(metadata["campaign_send_key"])))
-        return rows.first()
+    if recipient_id.isascii() and recipient_id.isdigit():
+        send_key = _uuid(metadata.get("campaign_send_key"))
+        if send_key is None:
+            return None  # an id without its send key proves nothing
+        return Recipient.objects.filter(pk=int(recipient_id), idempotency_key=send_key).first()
     if event.message_id:
         return Recipient.objects.filter(message_id=str(event.message_id)).first()
     return None
+
+
+def _uuid(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 def _is_soft(event: AnymailTrackingEvent) -> bool:

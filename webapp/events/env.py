@@ -138,6 +138,48 @@ def env_url(name: str, default: str, *, keep_trailing_slash: bool = False) -> st
     return value if keep_trailing_slash else value.rstrip("/")
 
 
+def env_origins(name: str) -> list[str]:
+    """Comma-separated origins, `scheme://host[:port]` (a leading `*.` allowed in the host,
+    as CSRF_TRUSTED_ORIGINS takes them), or [] when unset."""
+    origins = env_list(name)
+    for origin in origins:
+        try:
+            parts = urlsplit(origin)
+            _port = parts.port  # raises on a port that is not a number from 0 to 65535
+            usable = (
+                parts.scheme in ("http", "https")
+                and bool(parts.netloc)
+                and not (parts.path or parts.query or parts.fragment or "@" in parts.netloc)
+            )
+        except ValueError:
+            usable = False
+        if not usable:
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated origins such as https://events.example.com "
+                f"(scheme and host, no path), got {origin!r}"
+            )
+    return origins
+
+
+# A request header's name as HTTP spells it (RFC 9110 token characters).
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+def env_header_value(name: str, default: str) -> tuple[str, str] | None:
+    """`Header-Name: value` as Django's SECURE_PROXY_SSL_HEADER wants it,
+    `("HTTP_HEADER_NAME", "value")`; None when set to an empty value."""
+    value = env_str(name, default)
+    if not value:
+        return None
+    header, colon, expected = (part.strip() for part in value.partition(":"))
+    if not (colon and expected and _HEADER_NAME.fullmatch(header)):
+        raise ImproperlyConfigured(
+            f"{name} must be a header and the value that marks https, such as "
+            f"'X-Forwarded-Proto: https', or empty for none, got {value!r}"
+        )
+    return "HTTP_" + header.upper().replace("-", "_"), expected
+
+
 def env_redis_url(name: str, default: str) -> str:
     """A Redis URL that redis-py reads as written (it ignores a database that is not a
     number, and would use database 0 instead)."""

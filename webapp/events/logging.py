@@ -8,6 +8,7 @@ logs also go to staff by mail (events.staff_alerts), through the same filter.
 """
 
 import logging
+import logging.handlers
 import os
 import re
 from typing import Any
@@ -94,6 +95,21 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+LOG_FILE_MODE = 0o640  # owner writes, its group (log shippers) reads, nobody else
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log file created owner read-write, group read, whatever the umask:
+    redacted or not, a log tells what the platform did, to whom and when."""
+
+    def _open(self) -> Any:
+        # os.open's mode applies only when it creates the file; the umask may take bits
+        # away, never add them (022 leaves 0640 as it is).
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in self.mode else os.O_TRUNC)
+        descriptor = os.open(self.baseFilename, flags, LOG_FILE_MODE)
+        return open(descriptor, self.mode, encoding=self.encoding, errors=self.errors)
+
+
 # The values LOG_LEVEL and LOG_FORMAT accept (settings refuse any other at start-up).
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("plain", "json")
@@ -119,7 +135,7 @@ def build_logging(*, level: str, json_format: bool, log_file: str) -> dict[str, 
     }
     if log_file:
         handlers["file"] = {
-            "class": "logging.handlers.RotatingFileHandler",
+            "class": "events.logging.PrivateRotatingFileHandler",
             "filename": log_file,
             "maxBytes": 20 * 1024 * 1024,
             "backupCount": 5,
@@ -147,5 +163,8 @@ def build_logging(*, level: str, json_format: bool, log_file: str) -> dict[str, 
             "django": {"handlers": ["staff_alerts"]},
             # Django's request logger repeats tracebacks that the root already shows.
             "django.request": {"level": "ERROR" if level != "DEBUG" else "DEBUG"},
+            # Login throttling says INFO on every login; its failures and lockouts are
+            # warnings.
+            "axes": {"level": "WARNING" if level != "DEBUG" else "DEBUG"},
         },
     }

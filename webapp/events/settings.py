@@ -6,10 +6,12 @@ for with DEBUG=true (`make run`, the tests): then the other defaults let a fresh
 run on one machine (SQLite, the local Redis, a development key).
 """
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import django_stubs_ext
+from django.utils.csp import CSP
 
 from events.env import (
     check_fernet_keys,
@@ -23,8 +25,10 @@ from events.env import (
     env_emails,
     env_file_path,
     env_folder,
+    env_header_value,
     env_int,
     env_list,
+    env_origins,
     env_prefixed,
     env_rate,
     env_redis_url,
@@ -45,9 +49,16 @@ PROJECT_DIR = WEBAPP_DIR.parent
 DEBUG = env_bool("DEBUG", default=False)
 if not DEBUG:
     # SECRET_KEY signs sessions and links; without the SumUp app's credentials every
-    # refresh is refused as invalid_client; SUMUP_TOKEN_KEYS encrypt tokens at rest.
+    # refresh is refused as invalid_client; SUMUP_TOKEN_KEYS encrypt tokens at rest;
+    # METRICS_TOKEN is what /metrics and /readyz's details ask of a caller.
     check_required(
-        ["SECRET_KEY", "SUMUP_CLIENT_ID", "SUMUP_CLIENT_SECRET", "SUMUP_TOKEN_KEYS"],
+        [
+            "SECRET_KEY",
+            "SUMUP_CLIENT_ID",
+            "SUMUP_CLIENT_SECRET",
+            "SUMUP_TOKEN_KEYS",
+            "METRICS_TOKEN",
+        ],
         because="DEBUG is off (production, the default); DEBUG=true runs in development mode",
     )
 SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-do-not-use-in-production")
@@ -62,6 +73,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "anymail",
+    "axes",
     "django_celery_beat",
     "accounts",
     "backfills",
@@ -71,12 +83,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: it turns a login refused for too many failures into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "events.urls"
@@ -92,6 +107,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -141,6 +157,31 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "accounts:dashboard"
 LOGOUT_REDIRECT_URL = "accounts:login"
 
+# Login throttling (django-axes), for the artists' login and the admin's alike: both go
+# through authenticate(), which the first backend refuses while a username is locked
+# out from an address. Failures are counted in the database per username and address.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5  # failed logins in a row, per username and address
+AXES_COOLOFF_TIME = timedelta(minutes=15)  # then the lockout lifts by itself
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+# No start-up banner: every command's output stays its own (the lockouts are still logged).
+AXES_VERBOSE = False
+# A row per failure is what the lockout needs; one per successful login would grow
+# without bound.
+AXES_DISABLE_ACCESS_LOG = True
+# Unlocking is `manage.py axes_reset_username NAME` (docs/runbook.md), not an admin page.
+AXES_ENABLE_ADMIN = False
+# Proxies in front of the web that append to X-Forwarded-For (a PaaS router, nginx): the
+# client's address is this many entries from the right (events.client_ip); 0 when
+# clients reach gunicorn directly.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1, minimum=0, maximum=10)
+AXES_CLIENT_IP_CALLABLE = "events.client_ip.client_ip"
+
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "Europe/Jersey"
 USE_I18N = True
@@ -152,6 +193,38 @@ STATIC_ROOT = PROJECT_DIR / "var" / "static"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
+
+# --- HTTPS. Production sits behind a proxy that ends TLS and says so in a header; plain
+# http is redirected, and browsers are told to use https only (HSTS). The probes and the
+# scraper reach the process directly over http, so their paths are not redirected.
+SECURE_PROXY_SSL_HEADER = env_header_value("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto: https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+if not SECURE_HSTS_PRELOAD:
+    # Asking browsers to ship the domain as https-only is the domain owner's decision,
+    # made with SECURE_HSTS_PRELOAD=true; check --deploy would otherwise nag about it.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# Origins allowed to POST besides the site's own (Django compares Origin with the Host
+# the proxy passed on): a proxy that rewrites Host, or a second domain.
+CSRF_TRUSTED_ORIGINS = env_origins("CSRF_TRUSTED_ORIGINS")
+
+# Content-Security-Policy on every page (Django's own middleware): scripts and styles
+# only from this site's files, or inline with the nonce of the response
+# (`nonce="{{ csp_nonce }}"`); nothing framed, nothing embedded. A page that needs more
+# overrides it for itself (the connect page's form goes to SumUp; the email preview).
+SECURE_CSP: dict[str, list[str]] = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 # Redis carries the Celery broker, the cache and cross-worker locks.
 REDIS_URL = env_redis_url("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -316,7 +389,8 @@ ANYMAIL: dict[str, Any] = {
 # Where backup_db writes unless given --dir; checked here so a deploy learns of a bad
 # value when it starts, not when its first backup fails.
 BACKUP_DIR = env_folder("BACKUP_DIR", PROJECT_DIR / "var" / "backups")
-# When set, /metrics answers only a scraper sending it as a Bearer token.
+# /metrics answers only a scraper sending it as a Bearer token, and /readyz gives its
+# checks' details only to such a caller (required when DEBUG is off, above).
 METRICS_TOKEN = env_token("METRICS_TOKEN", min_length=16)
 
 # LOG_FORMAT=json for log shippers; LOG_FILE adds a rotating file (the runbook tails one).

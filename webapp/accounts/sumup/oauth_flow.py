@@ -8,6 +8,7 @@ artist with two tabs), never more than MAX_PENDING.
 
 from __future__ import annotations
 
+import hmac
 import json
 import secrets
 import time
@@ -60,9 +61,13 @@ def consume(session: SessionBase, *, state: str, user_id: int) -> PendingFlow:
         raise StateError("missing")
     pending: list[dict[str, Any]] = list(session.get(SESSION_KEY, []))
     found: dict[str, Any] | None = None
+    # As bytes: compare_digest raises TypeError on a str that is not ASCII, and the
+    # callback's state is whatever the query string says.
+    given = state.encode("utf-8", "surrogatepass")
     for entry in pending:
         # Compare against every entry, in constant time, so timing reveals nothing.
-        if secrets.compare_digest(str(entry.get("state", "")), state) and found is None:
+        stored = str(entry.get("state", "")).encode("utf-8", "surrogatepass")
+        if hmac.compare_digest(stored, given) and found is None:
             found = entry
     if found is None:
         raise StateError("unknown")

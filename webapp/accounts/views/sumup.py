@@ -2,13 +2,16 @@
 
 import logging
 import re
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.csp import CSP
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts.models import ArtistProfile
@@ -30,6 +33,12 @@ def _safe_next(request: HttpRequest, candidate: str | None) -> str:
     return ""
 
 
+def _policy_with_sumup_form_action() -> dict[str, list[str]]:
+    sumup = urlsplit(settings.SUMUP_BASE_URL)
+    policy: dict[str, list[str]] = settings.SECURE_CSP
+    return {**policy, "form-action": [CSP.SELF, f"{sumup.scheme}://{sumup.netloc}"]}
+
+
 def _to_dashboard() -> HttpResponseRedirect:
     return redirect("accounts:dashboard")
 
@@ -39,9 +48,10 @@ def _to_dashboard() -> HttpResponseRedirect:
 def connect(request: HttpRequest, profile: ArtistProfile) -> HttpResponse:
     next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next"))
     if request.method != "POST":
-        return render(
-            request, "accounts/sumup_connect.html", {"profile": profile, "next": next_url}
-        )
+        # The page's form is answered with a redirect to SumUp's authorize page, which
+        # browsers hold to the page's form-action.
+        page = csp_override(_policy_with_sumup_form_action())(render)
+        return page(request, "accounts/sumup_connect.html", {"profile": profile, "next": next_url})
     if not settings.SUMUP_CLIENT_ID:
         messages.error(request, "SumUp connections are not configured on this site yet.")
         return _to_dashboard()
