@@ -1,13 +1,16 @@
 """Benchmark the email campaign sender, and django-post_office beside it.
 
-Run:  .venv/bin/python bench/campaigns_bench.py [--recipients N] [--rate 100/s | --quick]
-(default 10,000 recipients at 100/s; --quick: 1,000 at 50/s, a smoke run for CI).
+Run:  .venv/bin/python bench/campaigns_bench.py [--recipients N] [--rate 100/s]
+      [--limit-recipients N] [--limit-rate 50/s] [--quick]
+(default 10,000 recipients at 100/s and 2,000 more at 50/s; --quick: 1,000 at 50/s and
+300 more, a smoke run for CI).
 
 Both systems run in one run on this machine, against the same things:
 - a fresh PostgreSQL database `bench_campaigns` (created, and dropped at the end) holding
   N approved artists who must connect SumUp;
-- Redis database 8 for the broker, results and the rate limiter (it must be empty at the
-  start, so no other benchmark is using it; flushed at the end);
+- a Redis of its own (`redis-server` on a free loopback port, stopped at the end) for the
+  broker, results and the rate limiter, so no test or other benchmark shares its queue
+  or its limiter's windows;
 - the fake Brevo API (campaigns.fake_esp) in its own process on 127.0.0.1, reached
   through anymail's real Brevo backend;
 - 2 worker processes: for campaigns two `celery -A jobs worker` as the Procfile runs
@@ -18,15 +21,26 @@ Both systems run in one run on this machine, against the same things:
 
 Phases:
 (a) a campaign at --rate. Achieved rate: (sends - 1) / (last - first request) at the
-    provider, which must be within 5% of the limit. No 1 s window may hold more slots
-    than the limit allows (taken from the workers' slot log: each slot is stamped
-    between two logged instants; only slots certainly inside a window are counted).
+    provider, which must be within 5% of the limit (sends are scheduled at 95.7% of a
+    per-second rate, leaving 30 ms for lateness: campaigns.rate). No 1 s window may
+    hold more slots than the limit allows (taken from the workers' slot log: each slot
+    is stamped between two logged instants; only slots certainly inside a window are
+    counted).
     Also shown, not judged: the most requests the provider saw in 1 s, which adds the
     machine's scheduling delays between a slot and its request.
 (b) the same audience again (a `--resend` campaign) with no rate limit: messages per
     second end to end, from `start` until the provider accepted the last one.
 (c) django-post_office sends the same N messages (rendered by the same code): queued
     with send_many, then sent; messages per second for the send alone and end to end.
+(d) at the limit: --limit-recipients more artists (2,000 keep 50/s busy for 40 s) get a
+    campaign at --limit-rate, run by the same workers right after (b), whose unlimited
+    rate shows the machine's ceiling beside it. Judged where the provider counts, on the
+    arrival time of every send request at the fake: the achieved rate (requests in the
+    full seconds after the first, per second) at least 90% of the limit, and no 1 s
+    window [t, t + 1 s), anchored at every arrival, above the limit. The same figures
+    from the limiter's own log of grants (kept in Redis, polled), how late
+    each request arrived after its grant, and the send tasks run per message (a task
+    over the rate re-queues itself) are shown beside them.
 Every phase: every artist's message accepted by the provider exactly once.
 Results are printed and written to bench/results/campaigns.json (campaigns-quick.json
 for --quick); exit status 1 when a check fails.
@@ -39,14 +53,17 @@ import bisect
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, cast
 
 import psycopg
 import redis
@@ -58,7 +75,7 @@ LOG_DIR = PROJECT_DIR / "var" / "bench-campaigns"
 
 SERVER = "postgres://postgres@127.0.0.1:5432"
 DB_NAME = "bench_campaigns"
-REDIS_URL = "redis://127.0.0.1:6379/8"
+REDIS_READY_S = 10.0
 FAKE_PORT = 8791
 WORKERS = 2
 # The workers run as the Procfile configures them: the default (prefork) pool with
@@ -67,10 +84,18 @@ POOL, CONCURRENCY = "prefork", int(os.environ.get("WORKER_CONCURRENCY") or 3)
 CELERY = Path(sys.executable).parent / "celery"
 DEFAULT_RECIPIENTS, QUICK_RECIPIENTS = 10_000, 1_000
 DEFAULT_RATE, QUICK_RATE = "100/s", "50/s"
-RATE_TOLERANCE = 0.05  # the achieved rate must be within this share of the limit
+# Phase (d): enough recipients to keep the limit busy for 40 s (6 s for --quick).
+DEFAULT_LIMIT_RECIPIENTS, QUICK_LIMIT_RECIPIENTS = 2_000, 300
+LIMIT_RATE = "50/s"
+RATE_TOLERANCE = 0.05  # phase (a): the achieved rate must be within this share of the limit
+LIMIT_TARGET = 0.90  # phase (d): the least share of the limit it must achieve
+# The limiter's log keeps its newest grants (the rate's amount, a window's worth: over a
+# second): polled this often, none leaves it unseen.
+GRANT_POLL_S = 0.05
 PHASE_TIMEOUT_S = 1800.0
 POLL_S = 0.2
 SLOT = re.compile(r"email slot at .* granted between ([0-9.]+) and ([0-9.]+)")
+SEND_RECEIVED = re.compile(r"Task jobs\.campaigns\.send\[[^\]]+\] received")
 
 
 class BenchError(RuntimeError):
@@ -81,15 +106,19 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def environment(fake_url: str) -> dict[str, str]:
+def environment(fake_url: str, redis_url: str) -> dict[str, str]:
     return {
         "DATABASE_URL": f"{SERVER}/{DB_NAME}",
-        "REDIS_URL": REDIS_URL,
-        "CELERY_BROKER_URL": REDIS_URL,
-        "CELERY_RESULT_BACKEND": REDIS_URL,
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
+        "CELERY_RESULT_BACKEND": redis_url,
         "DEBUG": "false",
         "SECRET_KEY": "bench-campaigns-secret-key-not-for-production",
         "SUMUP_TOKEN_KEYS": "aBRe9bTSlE-pZ5N5tH1XWwFJ2UvQ5o5mQjv2Bq8Q6Ac=",
+        # Required with DEBUG off; nothing here calls SumUp.
+        "SUMUP_CLIENT_ID": "bench-campaigns",
+        "SUMUP_CLIENT_SECRET": "bench-campaigns-not-a-secret",
+        "METRICS_TOKEN": "bench-only-metrics-token",
         "EMAIL_BACKEND": "anymail.backends.brevo.EmailBackend",
         "ANYMAIL_BREVO_API_KEY": "fake-brevo-api-key",
         "ANYMAIL_BREVO_API_URL": fake_url,
@@ -123,11 +152,13 @@ def recreate_database(drop_only: bool = False) -> None:
             conn.execute(f"CREATE DATABASE {DB_NAME}")
 
 
-def seed(count: int) -> None:
+def seed(count: int, first: int = 0) -> None:
+    """`count` approved artists who must connect SumUp, numbered from `first`."""
     from django.contrib.auth.hashers import make_password
 
     from accounts.models import ArtistProfile, User
 
+    numbers = range(first, first + count)
     users = [
         User(
             username=f"bench{n}",
@@ -135,12 +166,12 @@ def seed(count: int) -> None:
             password=make_password(None),  # unusable
             user_type=User.UserType.ARTIST,
         )
-        for n in range(count)
+        for n in numbers
     ]
     User.objects.bulk_create(users, batch_size=2000)
     profiles = [
         ArtistProfile(user=user, display_name=f"Bench Artist {n}", is_approved=True)
-        for n, user in enumerate(User.objects.order_by("pk"))
+        for n, user in zip(numbers, User.objects.order_by("pk")[first:], strict=True)
     ]
     ArtistProfile.objects.bulk_create(profiles, batch_size=2000)
 
@@ -150,6 +181,44 @@ def fetch(url: str, data: bytes | None = None) -> Any:
     request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (loopback)
     with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
         return json.loads(answer.read())
+
+
+class PrivateRedis:
+    """`redis-server` on a free loopback port for this run alone, nothing kept on disk."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{port}/0"
+        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        self.process = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        deadline = time.monotonic() + REDIS_READY_S
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        self.stop()
+                        raise BenchError("the benchmark's redis-server did not start") from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
 
 
 class Fake:
@@ -205,7 +274,7 @@ class Workers:
         if pool == "threads":  # one connection pool per process, which its threads share
             worker_env["DATABASE_POOL"] = "1"
             worker_env["DATABASE_POOL_MAX_SIZE"] = str(concurrency + 2)
-        worker_env["LOG_LEVEL"] = "INFO"  # the slot log (campaigns.sending) is INFO
+        worker_env["LOG_LEVEL"] = "INFO"  # the slot log (campaigns.rate) is INFO
         self.names = [f"bench-campaigns-{i}@{os.uname().nodename}" for i in range(WORKERS)]
         self.logs = [LOG_DIR / f"worker-{i}.log" for i in range(WORKERS)]
         self.processes = []
@@ -234,6 +303,18 @@ class Workers:
         for path in self.logs:
             found += [(float(b), float(a)) for b, a in SLOT.findall(path.read_text())]
         return found
+
+    def log_sizes(self) -> list[int]:
+        return [path.stat().st_size for path in self.logs]
+
+    def send_tasks_since(self, sizes: Sequence[int]) -> int:
+        """Send tasks the workers received since their logs had these sizes."""
+        received = 0
+        for path, size in zip(self.logs, sizes, strict=True):
+            with path.open("rb") as log_file:
+                log_file.seek(size)
+                received += len(SEND_RECEIVED.findall(log_file.read().decode(errors="replace")))
+        return received
 
     def stop(self) -> None:
         for process in self.processes:
@@ -264,6 +345,75 @@ def most_slots_in_one_second(slots: Sequence[tuple[float, float]]) -> int:
         end = bisect.bisect_left(befores, start + 1.0)
         most = max(most, sum(1 for _, after in ordered[i:end] if after < start + 1.0))
     return most
+
+
+def rate_figures(times: Sequence[float], limit: float) -> dict[str, Any]:
+    """Sends against a per-second limit, from one sorted series of their times, as the
+    token refresh benchmark counts its calls: the achieved rate is the sends in the full
+    seconds after the first, per second (the last, partial second left out), and the
+    busiest window the most sends in any [t, t + 1 s) starting at a send."""
+    if len(times) < 2:
+        return {"sends": len(times)}
+    first = times[0]
+    full_seconds = int(times[-1] - first)
+    in_full = sum(1 for t in times if t - first < full_seconds)
+    achieved = in_full / full_seconds if full_seconds else float("nan")
+    return {
+        "sends": len(times),
+        "full_seconds": full_seconds,
+        "achieved_per_s": round(achieved, 2),
+        "of_limit": round(achieved / limit, 4),
+        "first_to_last_per_s": round((len(times) - 1) / (times[-1] - first), 2),
+        "busiest_1s": most_in_one_second(times),
+    }
+
+
+def lateness_ms(grants: Sequence[float], arrivals: Sequence[float]) -> dict[str, float]:
+    """p50, p99 and max of (n-th arrival - n-th grant) in ms: sends ~20 ms apart keep
+    their order between the two, so matching by rank pairs each request with its grant."""
+    late = sorted((at - granted) * 1000 for granted, at in zip(grants, arrivals, strict=False))
+    if not late:
+        return {}
+    p99 = late[min(len(late) - 1, len(late) * 99 // 100)]
+    return {"p50": round(late[len(late) // 2], 1), "p99": round(p99, 1), "max": round(late[-1], 1)}
+
+
+class GrantLog(threading.Thread):
+    """Copies the limiter's own log of grants for one rate of the `email` rule (a list in
+    Redis: one stamp per grant, µs on Redis's clock) while a phase runs."""
+
+    def __init__(self, redis_url: str, rate: str) -> None:
+        super().__init__(name="grant-log", daemon=True)
+        from campaigns.rate import RULE
+        from events.rate_limits import grant_log_key, parse_rate
+
+        self.key = grant_log_key(RULE, parse_rate(rate))
+        self.client = redis.Redis.from_url(redis_url)
+        # Each poll sees most grants again; two in one µs (none yet seen) would count once.
+        self.grants: set[bytes] = set()
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            self.grants.update(cast(list[bytes], self.client.lrange(self.key, 0, -1)))
+            self.halt.wait(GRANT_POLL_S)
+
+    def __enter__(self) -> GrantLog:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.halt.set()
+        self.join()
+        self.client.close()
+
+    def times(self) -> list[float]:
+        return sorted(int(stamp) / 1_000_000 for stamp in self.grants)
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:
@@ -310,6 +460,56 @@ def run_campaign(fake: Fake, *, rate: str, resend: bool, count: int) -> dict[str
     }
 
 
+def run_at_limit(
+    fake: Fake, workers: Workers, redis_url: str, *, rate: str, count: int, first: int
+) -> dict[str, Any]:
+    """Phase (d): `count` artists not yet notified, emailed by a campaign at `rate`."""
+    from events.rate_limits import parse_rate
+
+    seed(count, first=first)
+    item = parse_rate(rate)
+    limit = item.amount / item.get_expiry()
+    sizes = workers.log_sizes()
+    with GrantLog(redis_url, rate) as grants:
+        outcome = run_campaign(fake, rate=rate, resend=False, count=count)
+    arrivals = sorted(at for at, _, _ in fake.arrivals())
+    granted = grants.times()
+    return {
+        **outcome,
+        "limit_per_s": limit,
+        "send_tasks_per_message": round(workers.send_tasks_since(sizes) / count, 2),
+        "at_provider": rate_figures(arrivals, limit),
+        "limiter_grants": rate_figures(granted, limit),
+        "arrival_after_grant_ms": lateness_ms(granted, arrivals),
+    }
+
+
+def describe(figures: dict[str, Any], limit: float) -> str:
+    return (
+        f"{figures.get('achieved_per_s')}/s over {figures.get('full_seconds')} full seconds,"
+        f" {figures.get('of_limit', 0.0):.1%} of {limit:g}/s (target >= {LIMIT_TARGET:.0%});"
+        f" busiest 1-s window {figures.get('busiest_1s')} (limit {limit:g})"
+    )
+
+
+def at_limit_failures(outcome: dict[str, Any]) -> list[str]:
+    limit = outcome["limit_per_s"]
+    failures = []
+    for view in ("at_provider", "limiter_grants"):
+        figures = outcome[view]
+        if figures.get("of_limit", 0.0) < LIMIT_TARGET:
+            failures.append(
+                f"(d) {view}: achieved {figures.get('achieved_per_s')}/s, "
+                f"under {LIMIT_TARGET:.0%} of {limit:g}/s"
+            )
+        if figures.get("busiest_1s", 0) > limit:
+            failures.append(
+                f"(d) {view}: {figures['busiest_1s']} sends in one 1-s window, "
+                f"over the limit of {limit:g}"
+            )
+    return failures
+
+
 def run_post_office(fake: Fake, count: int) -> dict[str, Any]:
     from django.conf import settings
 
@@ -328,7 +528,8 @@ def run_post_office(fake: Fake, count: int) -> dict[str, Any]:
     queued_at = time.time()
     kwargs = []
     template = Campaign()
-    for profile in ArtistProfile.objects.select_related("user").order_by("pk"):
+    # The artists of phases (a) and (b): those of (d) were seeded after them.
+    for profile in ArtistProfile.objects.select_related("user").order_by("pk")[:count]:
         message = build(template, profile)
         kwargs.append(
             {
@@ -359,7 +560,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--recipients", type=int, default=DEFAULT_RECIPIENTS)
     parser.add_argument("--rate", default=DEFAULT_RATE, help="phase (a)'s limit, e.g. 100/s")
-    parser.add_argument("--quick", action="store_true", help="1,000 recipients at 50/s")
+    parser.add_argument(
+        "--limit-recipients",
+        type=int,
+        default=DEFAULT_LIMIT_RECIPIENTS,
+        help="phase (d)'s artists, emailed at --limit-rate",
+    )
+    parser.add_argument("--limit-rate", default=LIMIT_RATE, help="phase (d)'s limit, e.g. 50/s")
+    parser.add_argument(
+        "--quick", action="store_true", help="1,000 recipients at 50/s, then 300 at 50/s"
+    )
     parser.add_argument("--pool", default=POOL, choices=["prefork", "threads"])
     parser.add_argument(
         "--concurrency", type=int, default=CONCURRENCY, help="processes or threads per worker"
@@ -367,18 +577,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--post-office-batch", type=int, default=100)
     args = parser.parse_args(argv)
     count, rate = args.recipients, args.rate
+    limit_count, limit_rate = args.limit_recipients, args.limit_rate
     if args.quick:
-        count, rate = QUICK_RECIPIENTS, QUICK_RATE
-    broker = redis.Redis.from_url(REDIS_URL)
-    if broker.dbsize():
-        log(f"Redis {REDIS_URL} is not empty: another benchmark may be using it. Not started.")
-        return 2
-    fake = Fake()
-    env = environment(fake.api_url)
+        count, rate, limit_count = QUICK_RECIPIENTS, QUICK_RATE, QUICK_LIMIT_RECIPIENTS
+    if count < 2 or limit_count < 2:
+        parser.error("--recipients and --limit-recipients must be at least 2")
+    private_redis = PrivateRedis()
+    try:
+        fake = Fake()
+    except BenchError:
+        private_redis.stop()
+        raise
+    env = environment(fake.api_url, private_redis.url)
     workers: Workers | None = None
     results: dict[str, Any] = {
         "recipients": count,
         "rate": rate,
+        "limit_recipients": limit_count,
+        "limit_rate": limit_rate,
         "workers": {
             "processes": WORKERS,
             "pool": args.pool,
@@ -411,15 +627,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             failures.append("(a) the limiter granted more than the limit in one second")
         log("(b) campaign without a limit")
         results["b_unlimited"] = run_campaign(fake, rate="", resend=True, count=count)
+        log(f"(d) {limit_count:,} more artists, a campaign at {limit_rate}")
+        at_limit = run_at_limit(
+            fake, workers, private_redis.url, rate=limit_rate, count=limit_count, first=count
+        )
+        results["d_at_limit"] = at_limit
+        for view in ("at_provider", "limiter_grants"):
+            log(f"(d) {view}: {describe(at_limit[view], at_limit['limit_per_s'])}")
+        failures += at_limit_failures(at_limit)
         workers.stop()
         workers = None
         log("(c) django-post_office")
         results["c_post_office"] = run_post_office(fake, count)
-        for phase in ("a_rate_limited", "b_unlimited", "c_post_office"):
+        expected = {
+            "a_rate_limited": count,
+            "b_unlimited": count,
+            "c_post_office": count,
+            "d_at_limit": limit_count,
+        }
+        for phase, audience in expected.items():
             outcome = results[phase]
-            if outcome["duplicates"] or outcome["addresses"] != count:
+            if outcome["duplicates"] or outcome["addresses"] != audience:
                 failures.append(
-                    f"{phase}: {outcome['addresses']} of {count} addresses reached, "
+                    f"{phase}: {outcome['addresses']} of {audience} addresses reached, "
                     f"{outcome['duplicates']} duplicates"
                 )
     except BenchError as exc:
@@ -428,11 +658,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if workers is not None:
             workers.stop()
         fake.stop()
+        private_redis.stop()
         from django.db import connections
 
         connections.close_all()
         recreate_database(drop_only=True)
-        broker.flushdb()
     results["failures"] = failures
     results_file = RESULTS_FILE.with_stem("campaigns-quick") if args.quick else RESULTS_FILE
     results_file.parent.mkdir(parents=True, exist_ok=True)

@@ -1,22 +1,28 @@
 """Sending one recipient through anymail's real Brevo backend to the fake Brevo: the
 claim, what each provider answer does to the row, and the message itself."""
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 from email.utils import parseaddr
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pytest
+import redis
+import time_machine
+from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import ArtistProfile
-from campaigns import dispatch, sending, services
+from campaigns import dispatch, rate, sending, services
 from campaigns.models import Campaign, CampaignAction, Recipient
 from campaigns.sending import Step
 
 if TYPE_CHECKING:
     from tests.support.rehearsal import PrivateRedis
+    from tests.support.worker_processes import purge_queue
 else:
     from support.rehearsal import PrivateRedis
+    from support.worker_processes import purge_queue
 
 pytestmark = pytest.mark.django_db
 S = Recipient.Status
@@ -192,13 +198,59 @@ def test_over_the_rate_a_send_is_told_how_long_to_wait_and_sends_nothing(esp, ar
     assert sending.send_one(first.pk).step is Step.SENT
     result = sending.send_one(second.pk)
 
-    assert result.step is Step.WAIT and 0 < result.wait <= 60 + sending.WAIT_JITTER[1]
+    # The limiter's window is the period widened by its margin (campaigns.rate).
+    longest = 60 + rate.LATENESS_MARGIN + sending.WAIT_JITTER[1]
+    assert result.step is Step.WAIT and 0 < result.wait <= longest
     second.refresh_from_db()
     assert (second.status, second.attempts) == (S.QUEUED, 0)
     assert second.artist is not None
     assert second.lapse_mark is None, "never claimed: the claim comes with the slot"
     assert second.artist.sumup_lapse_notified_at is None, "the artist is not held meanwhile"
     assert len(esp.state.arrivals) == 1, "the request was never made"
+
+
+def test_an_artist_held_by_another_notice_is_skipped_without_using_a_slot(esp, artists, started):
+    held, other = artists(2)
+    first, second = started(rate_limit="1/min").recipients.order_by("pk")
+    ArtistProfile.objects.filter(pk=held.pk).update(sumup_lapse_notified_at=timezone.now())
+
+    assert sending.send_one(first.pk).step is Step.SKIPPED
+    assert sending.send_one(second.pk).step is Step.SENT, "the minute's one slot was left"
+    assert [arrival.to for arrival in esp.state.arrivals] == [other.user.email]
+
+
+def test_sends_keep_the_schedule_when_a_tick_publishes_them_late(
+    artists, started, django_capture_on_commit_callbacks
+):
+    artists(3)
+    campaign = started(rate_limit="10/s")
+    Campaign.objects.filter(pk=campaign.pk).update(dispatch_token="chain")
+    purge_queue()
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        ticked_at = timezone.now()
+        with django_capture_on_commit_callbacks() as publish:
+            assert dispatch.tick(campaign.pk, "chain") == dispatch.TICK_SECONDS
+        traveller.shift(timedelta(seconds=0.5))  # a busy database held the tick this long
+        for callback in publish:
+            callback()
+    assert campaign.rate is not None
+    step = timedelta(seconds=rate.send_interval(campaign.rate))
+
+    assert queued_send_etas() == [ticked_at + n * step for n in range(3)]
+    purge_queue()
+
+
+def queued_send_etas() -> list[datetime]:
+    """When each send task waiting in the broker's queue is due."""
+    waiting = cast(
+        list[bytes], redis.Redis.from_url(settings.CELERY_BROKER_URL).lrange("celery", 0, -1)
+    )
+    messages = [json.loads(raw)["headers"] for raw in waiting]
+    return sorted(
+        datetime.fromisoformat(headers["eta"])
+        for headers in messages
+        if headers["task"] == "jobs.campaigns.send"
+    )
 
 
 def test_a_limiter_without_redis_sends_nothing_and_queues_the_recipient_again(

@@ -6,10 +6,11 @@ queue and re-queues itself `TICK_SECONDS` later. Only the task carrying the camp
 current `dispatch_token` may feed it, and each tick writes a heartbeat; `kick` starts a
 new chain (a new token, so an old chain that comes back stops) when none is alive.
 
-Sends are handed out on an even schedule at `PACE` of the campaign's rate (each with
-its own countdown, `dispatch_next_at` carrying the schedule from tick to tick): the
-bulk share that the global limiter grants them (events.rate_limits), which leaves the
-provider's windows a margin for requests that reach it a little late. The limiter
+Sends are handed out on an even schedule a little below what the limiter grants
+(campaigns.rate), each queued for its own due time (`dispatch_next_at` carrying the
+schedule from tick to tick). Due times are instants, not countdowns from the tick's
+start: a tick slowed by a busy machine hands out its sends later, but never shifts the
+schedule, so its sends neither pile onto the next tick's nor leave a gap. The limiter
 (campaigns.sending) is what guarantees the rate; the schedule keeps the sends from all
 arriving at it at once, which would make nearly every one of them wait and re-queue.
 
@@ -37,16 +38,15 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from campaigns import rate as rates
 from campaigns.models import Campaign, CampaignAction, Recipient
 from campaigns.progress import progress
 from events.durations import roughly
-from events.rate_limits import PACE_SHARE
 
 log = logging.getLogger(__name__)
 
-TICK_SECONDS = 1.0
+TICK_SECONDS = 1.0  # from one tick's start to the next's
 LOOKAHEAD_SECONDS = 2.0  # how far ahead sends are handed out
-PACE = PACE_SHARE  # of the campaign's rate: the most of it the limiter grants to sends
 MIN_IN_FLIGHT = 10
 UNLIMITED_IN_FLIGHT = 1000  # sends kept queued when the campaign has no rate
 # Sends per task without a rate: fewer tasks, and database connections, per email.
@@ -76,14 +76,21 @@ def per_second(campaign: Campaign) -> float | None:
     return None if rate is None else rate.amount / rate.get_expiry()
 
 
+def send_interval(campaign: Campaign) -> float:
+    """Seconds between the sends handed out; 0.0 without a rate."""
+    rate = campaign.rate
+    return 0.0 if rate is None else rates.send_interval(rate)
+
+
 def batch_size(campaign: Campaign) -> int:
     """Sends per task. A task's sends go back to back, so under a rate a batch is at
-    most the slots the schedule leaves below the cap in a second (3 at 100/s, 1 below
-    67/s): a bigger bunch would fill the limiter's window and make the schedule wait."""
-    rate = per_second(campaign)
-    if rate is None:
+    most the slots the schedule leaves free in the limiter's window (1 below 107/s, 3 at
+    200/s): a bigger bunch would fill that window and make the schedule wait."""
+    interval = send_interval(campaign)
+    if not interval:
         return MAX_BATCH
-    return max(1, min(MAX_BATCH, math.floor(rate * (1 - PACE) + 1e-9)))
+    spare = rates.SCHEDULE_ALLOWANCE / interval
+    return max(1, min(MAX_BATCH, math.floor(spare + 1e-9)))
 
 
 def in_flight_target(campaign: Campaign) -> int:
@@ -121,7 +128,8 @@ def restart(campaign_id: int) -> None:
 
 
 def tick(campaign_id: int, token: str) -> float | None:
-    """Hand out the next sends; the seconds until the next tick, or None to stop."""
+    """Hand out the next sends; the seconds until the next tick (`TICK_SECONDS` after
+    this one's start), or None to stop."""
     now = timezone.now()
     alive = Campaign.objects.filter(
         pk=campaign_id, dispatch_token=token, status=Campaign.Status.RUNNING
@@ -129,9 +137,9 @@ def tick(campaign_id: int, token: str) -> float | None:
     if not alive:
         return None
     campaign = Campaign.objects.get(pk=campaign_id)
-    ids, countdowns = _hand_out(campaign, now)
+    ids, due = _hand_out(campaign, now)
     if ids:
-        enqueue_sends(ids, countdowns, batch=batch_size(campaign))
+        enqueue_sends(ids, due, batch=batch_size(campaign))
     elif not campaign.recipients.filter(status__in=ACTIVE).exists():
         Campaign.objects.filter(pk=campaign_id, dispatch_token=token).update(
             dispatch_token="", dispatch_heartbeat=None
@@ -139,11 +147,11 @@ def tick(campaign_id: int, token: str) -> float | None:
         if not campaign.automatic:  # the standing campaign waits for the next notice
             finish(campaign_id, now=now)
         return None
-    return TICK_SECONDS
+    return max(0.0, TICK_SECONDS - (timezone.now() - now).total_seconds())
 
 
-def _hand_out(campaign: Campaign, now: datetime) -> tuple[list[int], list[float]]:
-    """The recipients to queue now, and the countdown (seconds) of each."""
+def _hand_out(campaign: Campaign, now: datetime) -> tuple[list[int], list[datetime] | None]:
+    """The recipients to queue now, and under a rate the instant each is due."""
     rows = campaign.recipients
     fresh = now - redispatch_after()
     in_flight = rows.filter(
@@ -151,14 +159,13 @@ def _hand_out(campaign: Campaign, now: datetime) -> tuple[list[int], list[float]
         | Q(status=Recipient.Status.QUEUED, dispatched_at__gte=fresh)
     ).count()
     room = in_flight_target(campaign) - in_flight
-    rate = per_second(campaign)
-    interval = 0.0 if rate is None else 1.0 / (rate * PACE)
+    interval = send_interval(campaign)
     first = max(now, campaign.dispatch_next_at or now)
     if interval:
         ahead = (now - first).total_seconds() + LOOKAHEAD_SECONDS
         room = min(room, math.floor(ahead / interval))
     if room <= 0:
-        return [], []
+        return [], None
     with transaction.atomic():
         ids = list(
             rows.filter(status=Recipient.Status.QUEUED)
@@ -170,13 +177,12 @@ def _hand_out(campaign: Campaign, now: datetime) -> tuple[list[int], list[float]
         )
         if ids:
             Recipient.objects.filter(pk__in=ids).update(dispatched_at=now)
-    offset = (first - now).total_seconds()
-    countdowns = [offset + i * interval for i in range(len(ids))]
-    if interval:
-        Campaign.objects.filter(pk=campaign.pk).update(
-            dispatch_next_at=first + timedelta(seconds=len(ids) * interval)
-        )
-    return ids, countdowns
+    if not interval:
+        return ids, None
+    Campaign.objects.filter(pk=campaign.pk).update(
+        dispatch_next_at=first + timedelta(seconds=len(ids) * interval)
+    )
+    return ids, [first + timedelta(seconds=i * interval) for i in range(len(ids))]
 
 
 def finish(campaign_id: int, *, now: datetime | None = None) -> bool:
@@ -267,18 +273,20 @@ def unstall(campaign_id: int, silent_seconds: int) -> None:
     )
 
 
-def enqueue_sends(ids: list[int], countdowns: list[float] | None = None, batch: int = 1) -> None:
+def enqueue_sends(ids: list[int], due: list[datetime] | None = None, batch: int = 1) -> None:
     """Queue send tasks for these recipients, `batch` to a task, once the current
-    transaction commits; each task after the countdown (seconds) of its first recipient."""
+    transaction commits; each task at the instant its first recipient is `due` (at once
+    without one, or once that instant has passed)."""
     from jobs.campaigns import send
-
-    delays = countdowns or [0.0] * len(ids)
 
     def publish() -> None:
         with send.app.producer_or_acquire() as producer:
             for start in range(0, len(ids), batch):
                 chunk = ids[start : start + batch]
-                send.apply_async((chunk,), countdown=delays[start], producer=producer)
+                if due is None:
+                    send.apply_async((chunk,), producer=producer)
+                else:
+                    send.apply_async((chunk,), eta=due[start], producer=producer)
 
     transaction.on_commit(publish)
 

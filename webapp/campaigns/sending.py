@@ -3,18 +3,20 @@
 The protocol, for one recipient row:
 1. read it: only a `queued` row of a running campaign, due for its next attempt, is
    worked on; an artist who is no longer eligible is marked `skipped` here;
-2. render the message, then take a slot of the global email rate (rule `email`, at the
-   campaign's rate), all before the row is claimed. Over the rate the task re-queues
-   itself for when a slot frees, the row untouched but for its hand-out time. A limiter
-   that fails (its Redis gone) leaves the row queued, due again after a backoff that
-   uses none of its attempts: the dispatcher hands it out once due, and the send
-   completes when the limiter is back;
-3. claim it, the slot in hand: `UPDATE ... SET status='sending', attempts=attempts+1
-   WHERE id=%s AND status='queued' AND attempts=<as read>`. Exactly one process wins; a
-   redelivered or duplicated task finds the row claimed, sent or finished and stops. In
-   the same transaction the artist is held for this lapse (campaigns.audience), or
-   skipped. The claim comes last so that it means "the request is being made": a
-   worker that dies before it made none, and its row is simply handed out again;
+2. render the message;
+3. claim it, in one transaction: `UPDATE ... SET status='sending', attempts=attempts+1
+   WHERE id=%s AND status='queued' AND attempts=<as read>`; exactly one process wins,
+   and a redelivered or duplicated task finds the row claimed, sent or finished and
+   stops. Then the artist is held for this lapse (campaigns.audience), or the row is
+   skipped. Last, before the commit, a slot of the global email rate is taken
+   (campaigns.rate, at the campaign's rate), so that only the commit lies between the
+   slot and the request. Without a slot the transaction rolls back and the row is as
+   it was: over the rate the task re-queues itself for when a slot frees, the row
+   untouched but for its hand-out time; a limiter that fails (its Redis gone) leaves
+   the row queued, due again after a backoff that uses none of its attempts, and the
+   dispatcher hands it out once due. A committed claim means "the request is being
+   made": a worker that dies before the commit made none, and its row is simply handed
+   out again;
 4. call the provider (campaigns.provider) and record its answer with an UPDATE that
    names the claim (the attempt number): `sent` with the message id; `queued` again
    with a backoff; `failed`; or `unknown`, kept for a request that may have reached the
@@ -41,15 +43,13 @@ from django.utils import timezone
 from limits import RateLimitItem
 
 from accounts.models import ArtistProfile
-from campaigns import audience, dispatch, messages, provider
+from campaigns import audience, dispatch, messages, provider, rate
 from campaigns.models import Campaign, Recipient
 from campaigns.provider import Answer, Outcome
 from events.env import env_int
-from events.rate_limits import acquire
 
 log = logging.getLogger(__name__)
 
-RATE_RULE = "email"
 # Longer than the send task's hard time limit: a live worker never outlasts its claim.
 CLAIM_SECONDS = 120
 MAX_ATTEMPTS = 6  # provider answers of 429/5xx before the row is marked failed
@@ -130,16 +130,14 @@ def send_one(recipient_id: int) -> Result:
         if not _claim(recipient, campaign, profile):
             return _lost_claim(recipient)
         return _record(recipient, Answer(Outcome.FAILED, error=f"rendering failed: {exc}"))
-    rate = campaign.rate
-    if rate is not None:
-        try:
-            wait = _take_slot(rate)
-        except Exception as exc:  # the soft time limit too: either way no request was made
-            return _limiter_failed(recipient, exc)
-        if wait:
-            _still_handed_out(recipient)
-            return Result(Step.WAIT, wait + random.uniform(*WAIT_JITTER))  # noqa: S311
-    if not _claim(recipient, campaign, profile):
+    try:
+        claimed = _claim(recipient, campaign, profile, slot_of=campaign.rate)
+    except _NoSlot as refused:  # the claim was rolled back: no request was made
+        if refused.failure is not None:
+            return _limiter_failed(recipient, refused.failure)
+        _still_handed_out(recipient)
+        return Result(Step.WAIT, refused.wait + random.uniform(*WAIT_JITTER))  # noqa: S311
+    if not claimed:
         return _lost_claim(recipient)
     return _record(recipient, provider.send(message))
 
@@ -149,23 +147,27 @@ def _lost_claim(recipient: Recipient) -> Result:
     return Result(Step.NOTHING if recipient.status == Recipient.Status.QUEUED else Step.SKIPPED)
 
 
-def _take_slot(rate: RateLimitItem) -> float:
-    """One slot of the campaign's rate: 0.0 when granted, else the seconds until one frees."""
-    before = time.time()
-    # The sends' share of the rate; the dispatcher has spaced them out already.
-    wait = acquire(RATE_RULE, rate, bulk=True)
-    if not wait:
-        # The limiter stamps the slot between these two instants: an audit trail of the
-        # rate as granted (the provider sees it as soon as anymail has built the request).
-        log.info("email slot at %s granted between %.6f and %.6f", rate, before, time.time())
-    return wait
+class _NoSlot(Exception):
+    """No slot of the rate for this send: over it (`wait`), or the limiter `failure`."""
+
+    def __init__(self, wait: float = 0.0, failure: Exception | None = None) -> None:
+        super().__init__(wait, failure)
+        self.wait, self.failure = wait, failure
 
 
-def _claim(recipient: Recipient, campaign: Campaign, profile: ArtistProfile) -> bool:
-    """Own the row for one attempt and hold the artist for this lapse.
+def _claim(
+    recipient: Recipient,
+    campaign: Campaign,
+    profile: ArtistProfile,
+    *,
+    slot_of: RateLimitItem | None = None,
+) -> bool:
+    """Own the row for one attempt, hold the artist for this lapse and, under a rate
+    (`slot_of`), take a slot of it last, all in one transaction.
 
     On success `recipient` carries the claim (attempt number, mark); when the artist is
-    held by another notice the row is skipped and `recipient.status` says so.
+    held by another notice the row is skipped, no slot taken, and `recipient.status`
+    says so. Without a slot, `_NoSlot` is raised and the transaction rolls back.
     """
     now = timezone.now()
     mark = now if campaign.include_notified else (recipient.lapse_mark or now)
@@ -187,6 +189,13 @@ def _claim(recipient: Recipient, campaign: Campaign, profile: ArtistProfile) -> 
         held = audience.take_lapse_mark(
             profile.pk, held=recipient.lapse_mark, mark=mark, take_any=campaign.include_notified
         )
+        if held and slot_of is not None:
+            try:
+                wait = rate.take_slot(slot_of)
+            except Exception as exc:  # the soft time limit too: either way no request was made
+                raise _NoSlot(failure=exc) from exc
+            if wait:
+                raise _NoSlot(wait)
         recipient.attempts += 1
         recipient.email, recipient.lapse_mark = profile.user.email, mark
         recipient.status = Recipient.Status.SENDING
