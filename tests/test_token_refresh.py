@@ -730,7 +730,9 @@ def test_a_long_backoff_is_a_time_in_the_row_not_a_countdown(connected_artist, s
         stored = reload(profile)
         assert stored.sumup_refresh_claimed_until == now + timedelta(seconds=30)
         assert (stored.sumup_refresh_claim, stored.sumup_refresh_enqueued_at) == ("", None)
-        assert token_refresh.run_sweep(exclusive=False).enqueued == []
+        lease = cast(bytes | None, redis.client().get(token_refresh.DISPATCHER_KEY))
+        assert lease, "a dispatcher was started to queue it when its time comes"
+        assert token_refresh.dispatch.run(lease.decode()) == 0, "not before its time"
         traveller.shift(timedelta(seconds=31))
-        assert token_refresh.run_sweep(exclusive=False).enqueued == [profile.pk]
+        assert token_refresh.dispatch.run(lease.decode()) == 1
     app.control.purge()
