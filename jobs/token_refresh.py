@@ -117,12 +117,7 @@ def _claimable(now: datetime) -> QuerySet[ArtistProfile]:
 def _backing_off() -> bool:
     """Due artists wait out a retry's backoff (`refresh.defer`): the dispatcher comes
     back for them when it ends, rather than leaving them to the next sweep."""
-    now = timezone.now()
-    return (
-        refresh.due_profiles(now)
-        .filter(sumup_refresh_claim="", sumup_refresh_claimed_until__gt=now)
-        .exists()
-    )
+    return refresh.backing_off(timezone.now()).exists()
 
 
 def _claim_batch(limit: int) -> tuple[list[int], datetime]:
@@ -307,10 +302,9 @@ def refresh_artist(
     It comes for a paced slot of the SumUp budget booked by the dispatcher (`booked`: the
     slot's time, epoch seconds) or with none (a retry, a probe), and takes the budget's
     bulk share when it runs. Refused by the share (`refused` times so far), it comes back
-    as the window frees or for a slot (`_over_budget`); after a
-    transient failure with a short backoff, it re-queues itself with a countdown of at
-    most `MAX_COUNTDOWN`. A longer backoff is a time in the row (`refresh.defer`). It
-    never sleeps.
+    as the window frees or for a slot (`_over_budget`); after a transient failure with a
+    short backoff, it re-queues itself with a countdown of at most `MAX_COUNTDOWN`. A
+    longer backoff is a time in the row (`refresh.defer`). It never sleeps.
     """
     if refresh_alerts.is_halted() and not probe:
         refresh.finished(profile_id)

@@ -147,8 +147,8 @@ def reserve(rule: str, rate: RateLimitItem, *, within: float, lead: float = 0.0)
 
 def _book(rule: str, rate: RateLimitItem, *, within: float, count: int, lead: float) -> list[int]:
     pace = redis.client().register_script(_PACE_SCRIPT)  # cheap; runs by its SHA
-    args = [round(interval(rate) * 1_000_000), round(within * 1_000_000), count]
-    return cast(list[int], pace(keys=[_pace_key(rule, rate)], args=[*args, round(lead * 1e6)]))
+    args = [round(interval(rate) * 1e6), round(within * 1e6), count, round(lead * 1e6)]
+    return cast(list[int], pace(keys=[_pace_key(rule, rate)], args=args))
 
 
 def free_slots(rule: str, rate: RateLimitItem, *, within: float, lead: float = 0.0) -> int:

@@ -370,6 +370,11 @@ def defer(profile_id: int, seconds: float) -> None:
     )
 
 
+def backing_off(now: Any) -> QuerySet[ArtistProfile]:
+    """Due artists waiting out a retry's backoff (`defer`): a time, no claim."""
+    return due_profiles(now).filter(sumup_refresh_claim="", sumup_refresh_claimed_until__gt=now)
+
+
 def finished(profile_id: int) -> None:
     """The queued refresh work for this artist is over, whatever its outcome."""
     ArtistProfile.objects.filter(pk=profile_id).update(sumup_refresh_enqueued_at=None)
