@@ -7,7 +7,8 @@ its task returned, so a worker that dies hands it back to Redis, which redeliver
 after `CELERY_VISIBILITY_TIMEOUT` (3600 s by default; it must exceed every campaign
 task's hard time limit, checked at start-up as campaigns.E001). A redelivered send finds
 its row claimed or finished and does nothing; a row left `sending` by the dead worker
-becomes `unknown` through `recover`, never sent again without staff.
+is settled by `recover` with the provider's log (campaigns.reconcile): sent, queued
+again under the same idempotency key, or `unknown` for staff.
 
 Countdowns stay a few seconds long (a slot of the rate, the next tick), far below the
 visibility timeout, so a waiting task is never redelivered while it waits.
@@ -64,10 +65,15 @@ def dispatch(self: Any, campaign_id: int, token: str) -> bool:
 
 @shared_task(name="jobs.campaigns.recover", ignore_result=True, time_limit=60, soft_time_limit=45)
 def recover() -> dict[str, Any]:
-    """Beat's safety net: lapsed claims become unknown, stalled campaigns move again."""
+    """Beat's safety net: lapsed claims are settled with the provider, stalled campaigns
+    move again."""
     report = dispatching.recover()
     return {
         "lost_claims": report.lost_claims,
+        "confirmed_sent": report.confirmed_sent,
+        "sent_again": report.sent_again,
+        "marked_unknown": report.marked_unknown,
+        "unconfirmed": report.unconfirmed,
         "redispatched": report.redispatched,
         "kicked": report.kicked,
         "finished": report.finished,

@@ -366,11 +366,20 @@ class Stage:
 
     # --- what the fakes and the database say ----------------------------------------------
 
+    def due_profiles(self) -> dict[str, int]:
+        """The artist profile of each due artist's grant at SumUp."""
+        rows = self.sql(
+            "SELECT u.email, p.id FROM accounts_artistprofile p "
+            "JOIN accounts_user u ON u.id = p.user_id WHERE u.username LIKE 'due%%'"
+        )
+        return {self.grants[email]: profile_id for email, profile_id in rows}
+
     def count(self, figures: Figures, in_flight: set[str]) -> Figures:
         """Duplicates and lost recipients at the provider, grants lost at SumUp.
 
-        `in_flight`: grants whose answer the fake sent to a worker already dead (the
-        documented window): lost there, each must be found dead and its artist told."""
+        `in_flight`: grants whose answer never reached the refresh journal, sent around a
+        kill (the documented window): lost there, each must be found dead and its artist
+        told."""
         figures.duplicates = sum(provider_duplicates(self.esp).values())
         reached = reached_provider(self.esp)
         rows = self.sql(

@@ -29,7 +29,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import psycopg
+import redis
 
+from accounts.sumup.refresh_journal import JOURNAL_KEY
 from campaigns.fake_esp import FakeBrevo
 from sumup_fake import FakeSumUp, token_hash
 from sumup_fake.wire import Request, Response
@@ -182,16 +184,55 @@ class AnswerHolder:
             self.answers.append((time.monotonic(), grant_id))
         return response
 
-    def answered_around(self, instants: list[float], before: float, after: float) -> set[str]:
-        """Grants whose answer was sent from `before` seconds ahead of one of `instants`
-        (time.monotonic()) to `after` seconds past it."""
+    def last_answers(self) -> dict[str, float]:
+        """The instant (time.monotonic()) each grant's last refresh answer was sent."""
         with self._lock:
-            answers = list(self.answers)
-        return {
-            grant
-            for at, grant in answers
-            if any(instant - before <= at <= instant + after for instant in instants)
-        }
+            return {grant: at for at, grant in sorted(self.answers)}
+
+
+class JournalWatch:
+    """Reads every command a Redis runs (MONITOR) and keeps when each artist's SumUp
+    answer reached the refresh journal (time.monotonic() as read here, so never before
+    it happened). A grant lost though its answer was journaled is the store's fault,
+    never the in-flight window's: the watch tells the two apart exactly, where the
+    time of a kill alone cannot on a loaded machine."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._lock = threading.Lock()
+        self._writes: dict[int, list[float]] = {}  # artist profile id -> instants
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="journal-watch", daemon=True)
+
+    def start(self) -> JournalWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # the thread ends with its next command, or with the test
+
+    def journaled_since(self, profile_id: int, instant: float) -> bool:
+        with self._lock:
+            return any(at >= instant for at in self._writes.get(profile_id, []))
+
+    def _watch(self) -> None:
+        journal = f"HSET {JOURNAL_KEY} "
+        while not self._stopping.is_set():
+            client = redis.Redis(port=self.port, socket_connect_timeout=1)
+            try:
+                with client.monitor() as monitor:
+                    for command in monitor.listen():
+                        if self._stopping.is_set():
+                            return
+                        text = str(command.get("command", ""))
+                        if text.startswith(journal):
+                            profile_id = int(text[len(journal) :].split(" ", 1)[0])
+                            with self._lock:
+                                self._writes.setdefault(profile_id, []).append(time.monotonic())
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                time.sleep(0.1)  # stopped or restarting: watch again once it answers
+            finally:
+                client.close()
 
 
 def refused_reuse_by_grant(fake: FakeSumUp) -> Counter[str]:

@@ -21,7 +21,11 @@ every countdown here is a few seconds, every campaign task's hard time limit a m
 
 Sends whose tasks went with a dead worker would wait for that redelivery; beat's
 `recover` hands them out again instead: those unclaimed for `CAMPAIGNS_REDISPATCH_AFTER`,
-and all of a campaign that has stalled (campaigns.progress) under a new chain.
+and all of a campaign that has stalled (campaigns.progress) under a new chain. A send
+whose worker died after claiming it is settled with the provider's log
+(campaigns.reconcile): `sent` if the provider took it, queued again (same idempotency
+key) if it did not, `unknown` for staff when that cannot be known in time; a queued-again
+send is handed out by the campaign's chain, which `recover` starts if none is alive.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -39,8 +42,10 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from campaigns import rate as rates
+from campaigns import reconcile
 from campaigns.models import Campaign, CampaignAction, Recipient
 from campaigns.progress import progress
+from campaigns.reconcile import Outcome
 from events.durations import roughly
 
 log = logging.getLogger(__name__)
@@ -52,14 +57,17 @@ UNLIMITED_IN_FLIGHT = 1000  # sends kept queued when the campaign has no rate
 # Sends per task without a rate: fewer tasks, and database connections, per email.
 MAX_BATCH = 25
 CHAIN_STALE = timedelta(seconds=30)  # a chain silent this long is replaced
-LOST_CLAIM_ERROR = "the worker stopped during the provider call: outcome unknown"
 
 ACTIVE = (Recipient.Status.QUEUED, Recipient.Status.SENDING)
 
 
 @dataclass
 class Recovery:
-    lost_claims: int = 0
+    lost_claims: int = 0  # lapsed claims settled: the next three together
+    confirmed_sent: int = 0  # the provider had taken the message: now sent
+    sent_again: int = 0  # it had not: queued to be sent again under the same key
+    marked_unknown: int = 0
+    unconfirmed: int = 0  # still sending: the provider is asked again at the next run
     redispatched: int = 0
     kicked: list[int] = field(default_factory=list)
     finished: list[int] = field(default_factory=list)
@@ -201,39 +209,19 @@ def finish(campaign_id: int, *, now: datetime | None = None) -> bool:
 
 
 def recover(now: datetime | None = None) -> Recovery:
-    """Beat's safety net: lapsed claims become `unknown`, lost hand-outs are handed out
-    again, every running campaign with work left has a live chain, and a stalled one a
-    new chain with all its sends handed out again."""
+    """Beat's safety net: lapsed claims are settled with the provider, lost hand-outs are
+    handed out again, every running campaign with work left has a live chain, and a
+    stalled one a new chain with all its sends handed out again."""
     now = now or timezone.now()
     report = Recovery()
     running: QuerySet[Campaign] = Campaign.objects.filter(status=Campaign.Status.RUNNING)
-    # Judged before the claims below are marked: that marking is not progress.
+    # Judged before the claims below are settled: that settling is not progress.
     stalled = {
         campaign.pk: silent
         for campaign in running.filter(_has_work())
         if (silent := progress(campaign, now=now).no_progress_seconds) is not None
     }
-    lost = list(
-        Recipient.objects.filter(status=Recipient.Status.SENDING, claimed_until__lt=now)
-        .values_list("pk", "campaign_id")
-        .order_by("pk")
-    )
-    if lost:
-        report.lost_claims = Recipient.objects.filter(
-            pk__in=[pk for pk, _ in lost], status=Recipient.Status.SENDING, claimed_until__lt=now
-        ).update(
-            status=Recipient.Status.UNKNOWN,
-            last_error=LOST_CLAIM_ERROR,
-            claimed_until=None,
-            updated_at=now,
-        )
-        for campaign_id, n in Counter(campaign for _, campaign in lost).items():
-            CampaignAction.record(
-                campaign_id,
-                CampaignAction.Action.RECOVERED,
-                detail=f"{n} recipient(s) whose worker died mid-send marked unknown",
-            )
-        log.warning("campaigns: %d send(s) lost with their worker, now unknown", len(lost))
+    _settle_lost_claims(now, report)
     report.redispatched = Recipient.objects.filter(
         status=Recipient.Status.QUEUED, dispatched_at__lt=now - redispatch_after()
     ).update(dispatched_at=None)
@@ -247,6 +235,37 @@ def recover(now: datetime | None = None) -> Recovery:
         if finish(campaign_id, now=now):
             report.finished.append(campaign_id)
     return report
+
+
+def _settle_lost_claims(now: datetime, report: Recovery) -> None:
+    settled = reconcile.settle_lapsed_claims(now)
+    report.confirmed_sent = settled.total(Outcome.SENT)
+    report.sent_again = settled.total(Outcome.REQUEUED)
+    report.marked_unknown = settled.total(Outcome.UNKNOWN)
+    report.unconfirmed = settled.total(Outcome.WAITING)
+    report.lost_claims = report.confirmed_sent + report.sent_again + report.marked_unknown
+    for campaign_id, counts in settled.by_campaign.items():
+        if counts.total() == counts[Outcome.WAITING]:
+            continue  # nothing settled yet: recorded once it is
+        waiting = (
+            f", {counts[Outcome.WAITING]} still unconfirmed" if counts[Outcome.WAITING] else ""
+        )
+        CampaignAction.record(
+            campaign_id,
+            CampaignAction.Action.RECOVERED,
+            detail=f"worker died mid-send: {counts[Outcome.SENT]} sent per the provider, "
+            f"{counts[Outcome.REQUEUED]} handed out again, "
+            f"{counts[Outcome.UNKNOWN]} marked unknown{waiting}",
+        )
+    if report.lost_claims or report.unconfirmed:
+        log.warning(
+            "campaigns: sends lost with their worker: %d sent per the provider, %d handed "
+            "out again, %d now unknown, %d still unconfirmed",
+            report.confirmed_sent,
+            report.sent_again,
+            report.marked_unknown,
+            report.unconfirmed,
+        )
 
 
 def unstall(campaign_id: int, silent_seconds: int) -> None:

@@ -3,9 +3,15 @@
 It speaks the part of Brevo's v3 API that anymail's real Brevo backend uses (`POST
 /v3/smtp/email` with an `api-key` header, answering `201 {"messageId": ...}`), records
 every request and every message it accepts, and honours `idempotencyKey` as Brevo does:
-a repeat of a key gets the first answer and sends nothing. Faults, for tests: a share of
-answers 429 or 5xx (optionally after accepting the message, as a real provider may),
-and addresses whose request hangs (to kill a worker inside the call) or is refused.
+a repeat of a key within its time to live (30 minutes) gets the first answer and sends
+nothing; after that the key is forgotten and the repeat is sent. It also lists what it
+accepted as Brevo's `GET /v3/smtp/emails` does ("the list of transactional emails on the
+basis of allowed filters": `email`, `templateId` or `messageId`, `startDate`/`endDate`,
+`sort`, `limit`, `offset`), which campaign recovery asks about a send whose worker died.
+Faults, for tests: a share of answers 429 or 5xx (optionally after accepting the
+message, as a real provider may), addresses whose request hangs (to kill a worker inside
+the call) or is refused, a list that answers with an error status, and accepted
+messages that show in the list only after a lag (Brevo's logs may lag).
 
     with FakeBrevo() as esp:
         settings.EMAIL_BACKEND = FakeBrevo.BACKEND
@@ -15,7 +21,8 @@ and addresses whose request hangs (to kill a worker inside the call) or is refus
 
 Run it alone (a local site, a benchmark): `python -m campaigns.fake_esp --port 8766`;
 then `GET /_fake/arrivals` and `GET /_fake/accepted` list what it saw (JSON), and
-`POST /_fake/reset` (a JSON object of `Faults` fields) starts it afresh.
+`POST /_fake/reset` (a JSON object of `Faults` fields, and optionally `idempotency_ttl`
+in seconds) starts it afresh.
 """
 
 from __future__ import annotations
@@ -31,9 +38,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from campaigns.fake_esp_list import BadQuery, ListQuery, listed
 
 API_KEY = "fake-brevo-api-key"
 SEND_PATH = "/v3/smtp/email"
+LIST_PATH = "/v3/smtp/emails"
+IDEMPOTENCY_TTL = 1800.0  # seconds Brevo remembers an idempotencyKey
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,10 @@ class Accepted:
     metadata: dict[str, Any]
     idempotency_key: str
     at: float
+    sender: str = ""
+    tags: tuple[str, ...] = ()
+    template_id: int | None = None
+    uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
 @dataclass
@@ -67,26 +83,34 @@ class Faults:
     hang: set[str] = field(default_factory=set)  # addresses whose request never returns
     refuse: dict[str, int] = field(default_factory=dict)  # address -> 4xx status
     seed: int | None = None
+    list_status: int | None = None  # every list request is answered with it (e.g. 503)
+    list_lag: float = 0.0  # seconds before an accepted message shows in the list
 
 
 class FakeBrevoState:
-    def __init__(self, api_key: str = API_KEY) -> None:
+    """What the fake knows; `idempotency_ttl` (seconds) can be shortened for a test,
+    here or by `reset`, which otherwise restores the one given here."""
+
+    def __init__(self, api_key: str = API_KEY, idempotency_ttl: float = IDEMPOTENCY_TTL) -> None:
         self.api_key = api_key
         self._lock = threading.Lock()
         self.faults = Faults()
+        self._default_ttl = self.idempotency_ttl = idempotency_ttl
         self._random = random.Random()  # noqa: S311 (fault injection, not security)
         self.arrivals: list[Arrival] = []
         self.accepted: list[Accepted] = []
         self.hung: list[str] = []
-        self._by_key: dict[str, str] = {}
+        self.lookups: list[dict[str, str]] = []  # the query of every list request
+        self._by_key: dict[str, tuple[str, float]] = {}  # key -> (message id, first use)
         self._errors: dict[str, int] = {}
         self.release = threading.Event()
 
-    def reset(self, **faults: Any) -> None:
+    def reset(self, *, idempotency_ttl: float | None = None, **faults: Any) -> None:
         with self._lock:
             self.faults = Faults(**faults)
+            self.idempotency_ttl = self._default_ttl if idempotency_ttl is None else idempotency_ttl
             self._random.seed(self.faults.seed)
-            self.arrivals, self.accepted, self.hung = [], [], []
+            self.arrivals, self.accepted, self.hung, self.lookups = [], [], [], []
             self._by_key, self._errors = {}, {}
             self.release.set()
             self.release = threading.Event()
@@ -112,19 +136,20 @@ class FakeBrevoState:
                 self.hung.append(to)
                 release = self.release
             else:
-                status, answer = self._decide(to, key, data, mail_headers)
+                status, answer = self._decide(to, key, data, mail_headers, at)
                 self.arrivals.append(Arrival(at, to, status))
                 return status, answer
         release.wait()  # until reset() or stop(); by then the caller has usually died
         return 504, {"code": "timeout", "message": "fake hang released"}
 
     def _decide(
-        self, to: str, key: str, data: dict[str, Any], headers: dict[str, str]
+        self, to: str, key: str, data: dict[str, Any], headers: dict[str, str], at: float
     ) -> tuple[int, dict[str, Any]]:
         if to in self.faults.refuse:
             return self.faults.refuse[to], {"code": "invalid_parameter", "message": "refused"}
-        if key and key in self._by_key:  # Brevo: a repeated key is not sent again
-            return 201, {"messageId": self._by_key[key]}
+        first = self._by_key.get(key) if key else None
+        if first is not None and at - first[1] < self.idempotency_ttl:
+            return 201, {"messageId": first[0]}  # Brevo: a repeated key is not sent again
         roll = self._random.random()
         cap = self.faults.max_errors_per_address
         if cap is not None and self._errors.get(to, 0) >= cap:
@@ -139,6 +164,8 @@ class FakeBrevoState:
             metadata = json.loads(headers.get("X-Mailin-custom", "{}"))
         except ValueError:
             metadata = {}
+        sender = data.get("sender")
+        template_id = data.get("templateId")
         self.accepted.append(
             Accepted(
                 message_id=message_id,
@@ -150,13 +177,38 @@ class FakeBrevoState:
                 metadata=metadata if isinstance(metadata, dict) else {},
                 idempotency_key=key,
                 at=time.time(),
+                sender=str(sender.get("email", "")) if isinstance(sender, dict) else "",
+                tags=tuple(str(tag) for tag in data.get("tags") or ()),
+                template_id=template_id if isinstance(template_id, int) else None,
             )
         )
         if key:
-            self._by_key[key] = message_id
+            self._by_key[key] = (message_id, at)
         if roll < self.faults.error_rate + self.faults.accepted_error_rate:
             return 500, {"code": "error", "message": "fake fault after sending"}
         return 201, {"messageId": message_id}
+
+    def list_emails(
+        self, headers: dict[str, str], query: dict[str, list[str]], now: float
+    ) -> tuple[int, dict[str, Any]]:
+        """Answer `GET /v3/smtp/emails` (Brevo's "get transactional emails list"): the
+        accepted messages matching the filters, newest first unless `sort=asc`."""
+        if headers.get("api-key") != self.api_key:
+            return 401, {"code": "unauthorized", "message": "Key not found"}
+        with self._lock:
+            self.lookups.append({name: values[-1] for name, values in query.items()})
+            status, lag = self.faults.list_status, self.faults.list_lag
+            accepted = list(self.accepted)
+        if status is not None:
+            return status, {"code": "error", "message": f"fake fault {status}"}
+        try:
+            wanted = ListQuery.parse(query, now)
+        except BadQuery as exc:
+            return 400, {"code": exc.code, "message": str(exc)}
+        found = [m for m in accepted if m.at + lag <= now and wanted.matches(m)]
+        found.sort(key=lambda message: message.at, reverse=wanted.newest_first)
+        page = found[wanted.offset : wanted.offset + wanted.limit]
+        return 200, {"count": len(found), "transactionalEmails": [listed(m) for m in page]}
 
 
 def tracking_payload(message: Accepted, event: str) -> dict[str, Any]:
@@ -193,6 +245,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         state = self.server.state
+        url = urlsplit(self.path)
+        if url.path.rstrip("/") == LIST_PATH:
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            query = parse_qs(url.query, keep_blank_values=True)
+            self._answer(*state.list_emails(headers, query, time.time()))
+            return
         with state._lock:
             lists = {
                 "/_fake/arrivals": [[a.at, a.to, a.status] for a in state.arrivals],

@@ -5,7 +5,9 @@ stalled.
 A running campaign with sends due has stalled when no recipient has moved (claimed,
 sent, retried, failed, skipped) for longer than `stall_after`. Beat's recovery hands a
 stalled campaign's sends out again (campaigns.dispatch.recover) and the admin shows it
-with the time since it last moved: both go by `progress` here, so they always agree.
+with the time since it last moved: both go by `progress` here, so they always agree. A
+claim whose worker died (lapsed, still `sending`) is not a send due: recovery is
+settling it with the provider (campaigns.reconcile), and no new chain would move it.
 
 All the figures come from one grouped pass over the campaign's recipients (the pass
 `Campaign.counts` makes, on the campaign/status index) and one over its actions.
@@ -97,6 +99,7 @@ def progress(campaign: Campaign, *, now: datetime | None = None) -> Progress:
             done=Count("pk", filter=handled & done_since),
             sent_now=Count("pk", filter=Q(sent_at__gte=now - RATE_WINDOW)),
             waiting=Count("pk", filter=Q(next_attempt_at__gt=now)),
+            lapsed=Count("pk", filter=Q(claimed_until__lt=now)),
         )
         .order_by()
     )
@@ -109,8 +112,8 @@ def progress(campaign: Campaign, *, now: datetime | None = None) -> Progress:
         sent_now += row["sent_now"]
         if row["moved_at"] is not None:
             moments.append(row["moved_at"])
-        if status in ACTIVE:
-            due += row["n"] - (row["waiting"] if status == S.QUEUED else 0)
+        if status in ACTIVE:  # less the queued backing off and the claims being settled
+            due += row["n"] - row["waiting" if status == S.QUEUED else "lapsed"]
         else:
             done += row["done"]
     remaining = counts[S.QUEUED] + counts[S.SENDING]

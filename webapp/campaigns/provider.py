@@ -19,6 +19,13 @@ that fails has made no request and is never mistaken for one.
 
 A retry carries the same idempotency key (Brevo's `idempotencyKey`, the only one anymail
 passes through), so a provider that did act on a 5xx drops the repeat.
+
+`look_up` asks the provider's log whether it accepted a message to an address, with a
+tag, since an instant: campaign recovery settles a send whose worker died mid-call with
+it (campaigns.reconcile). Only Brevo is asked (`GET /v3/smtp/emails`, with the API URL
+and key anymail's Brevo backend reads, and the send's timeout); any other backend, any
+error, timeout or unreadable answer is `CANNOT_TELL`. It never raises and never puts the
+API key or the address into a log line or an error.
 """
 
 from __future__ import annotations
@@ -27,15 +34,18 @@ import enum
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 import requests
 from anymail.exceptions import AnymailAPIError, AnymailError
+from anymail.utils import get_anymail_setting
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from urllib3.exceptions import NewConnectionError
 
 log = logging.getLogger(__name__)
@@ -43,8 +53,12 @@ log = logging.getLogger(__name__)
 PROVIDER_TIMEOUT = 10.0  # seconds per request; well under the send task's soft time limit
 _RETRYABLE_STATUS = {408, 429}
 _SES_THROTTLING = {"Throttling", "ThrottlingException", "TooManyRequestsException"}
-# Backends whose API takes an idempotency key that anymail passes through as a header.
+# Backends whose API takes an idempotency key that anymail passes through as a header,
+# and whose log of accepted messages `look_up` can ask: Brevo's.
 _IDEMPOTENT_BACKENDS = ("anymail.backends.brevo.", "anymail.backends.sendinblue.")
+BREVO_API_URL = "https://api.brevo.com/v3/"  # anymail's default BREVO_API_URL
+# The newest messages to one address `look_up` reads: an artist gets a handful a month.
+LOOKUP_PAGE = 100
 
 
 class Outcome(enum.StrEnum):
@@ -62,7 +76,26 @@ class Answer:
     retry_after: float | None = None
 
 
+class Verdict(enum.StrEnum):
+    ACCEPTED = "accepted"
+    ABSENT = "absent"
+    CANNOT_TELL = "cannot tell"
+
+
+@dataclass(frozen=True)
+class Lookup:
+    verdict: Verdict
+    message_id: str = ""
+    accepted_at: datetime | None = None
+    error: str = ""  # why the provider cannot tell; never the address or the key
+
+
 _local = threading.local()
+
+
+def _timeout() -> float:
+    # Checked at start-up (settings: ANYMAIL_REQUESTS_TIMEOUT); a test may set its own.
+    return float(cast(float, settings.ANYMAIL.get("REQUESTS_TIMEOUT", PROVIDER_TIMEOUT)))
 
 
 def _connection() -> BaseEmailBackend:
@@ -73,9 +106,7 @@ def _connection() -> BaseEmailBackend:
         return cached[1]
     if cached is not None:
         close()
-    # Checked at start-up (settings: ANYMAIL_REQUESTS_TIMEOUT); a test may set its own.
-    timeout = float(cast(float, settings.ANYMAIL.get("REQUESTS_TIMEOUT", PROVIDER_TIMEOUT)))
-    connection = get_connection(timeout=timeout)
+    connection = get_connection(timeout=_timeout())
     connection.open()
     _local.connection = (key, connection)
     return connection
@@ -91,11 +122,18 @@ def close() -> None:
             log.debug("closing the email provider connection failed", exc_info=True)
 
 
+def _is_brevo() -> bool:
+    return settings.EMAIL_BACKEND.startswith(_IDEMPOTENT_BACKENDS)
+
+
 def idempotency_headers(key: str) -> dict[str, str]:
     """Headers that make the configured provider drop a repeat of this message."""
-    if settings.EMAIL_BACKEND.startswith(_IDEMPOTENT_BACKENDS):
-        return {"idempotencyKey": key}
-    return {}
+    return {"idempotencyKey": key} if _is_brevo() else {}
+
+
+def can_look_up() -> bool:
+    """Whether the configured provider has a log `look_up` can ask."""
+    return _is_brevo()
 
 
 def send(message: EmailMessage) -> Answer:
@@ -175,3 +213,72 @@ def _body(response: Any) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+
+
+def look_up(email: str, tag: str, since: datetime) -> Lookup:
+    """Whether the provider accepted a message to `email` tagged `tag` at or after
+    `since`: `ACCEPTED` with its id and time (the earliest such), `ABSENT`, or
+    `CANNOT_TELL`. A provider or network failure never raises."""
+    if not can_look_up():
+        return Lookup(Verdict.CANNOT_TELL, error="the email backend keeps no log to ask")
+    try:
+        api_url, api_key = _brevo_api()
+    except Exception as exc:  # e.g. no API key configured
+        return Lookup(Verdict.CANNOT_TELL, error=f"provider not configured: {type(exc).__name__}")
+    try:
+        response = requests.get(
+            f"{api_url}smtp/emails",
+            params={"email": email, "sort": "desc", "limit": str(LOOKUP_PAGE)},
+            headers={"api-key": api_key, "accept": "application/json"},
+            timeout=_timeout(),
+        )
+    except requests.RequestException as exc:  # its text holds the URL, so the address
+        return Lookup(
+            Verdict.CANNOT_TELL, error=f"no answer from the provider: {type(exc).__name__}"
+        )
+    if response.status_code != 200:
+        return Lookup(Verdict.CANNOT_TELL, error=f"provider answered {response.status_code}")
+    try:
+        return _verdict(response.json(), email, tag, since)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        return Lookup(
+            Verdict.CANNOT_TELL, error=f"unreadable provider answer: {type(exc).__name__}"
+        )
+
+
+def _brevo_api() -> tuple[str, str]:
+    """The API URL and key the configured Brevo backend sends with, read by anymail's own
+    settings helper (`ANYMAIL["BREVO_API_KEY"]`, `ANYMAIL_BREVO_API_KEY` or
+    `BREVO_API_KEY`; `SENDINBLUE_*` for the backend's old name)."""
+    esp_name = getattr(import_string(settings.EMAIL_BACKEND), "esp_name", "Brevo")
+    api_key = get_anymail_setting("api_key", esp_name=esp_name, allow_bare=True)
+    api_url = get_anymail_setting("api_url", esp_name=esp_name, default=BREVO_API_URL)
+    return f"{str(api_url).rstrip('/')}/", str(api_key)
+
+
+def _verdict(answer: Any, email: str, tag: str, since: datetime) -> Lookup:
+    """Read Brevo's list, newest first: `{"count": n, "transactionalEmails": [...]}`
+    (the list is left out when empty)."""
+    listed = answer.get("transactionalEmails", [])
+    total = answer.get("count", len(listed))
+    if not isinstance(listed, list) or not isinstance(total, int):
+        raise TypeError("not a list of emails")
+    found: list[tuple[datetime, str]] = []
+    oldest: datetime | None = None
+    for entry in listed:
+        at = datetime.fromisoformat(str(entry["date"]))
+        if at.tzinfo is None:
+            raise ValueError("a date without its offset")
+        oldest = at if oldest is None else min(oldest, at)
+        tags = entry.get("tags") or []
+        if at >= since and str(entry.get("email", "")).lower() == email.lower() and tag in tags:
+            found.append((at, str(entry.get("messageId") or "")))
+    if found:
+        at, message_id = min(found)
+        if not message_id:
+            raise ValueError("an accepted message without its id")
+        return Lookup(Verdict.ACCEPTED, message_id=message_id, accepted_at=at)
+    if total > len(listed) and (oldest is None or oldest >= since):
+        # Older messages than this page may still be recent enough.
+        return Lookup(Verdict.CANNOT_TELL, error="more messages to the address than one page")
+    return Lookup(Verdict.ABSENT)

@@ -20,9 +20,12 @@ The protocol, for one recipient row:
 4. call the provider (campaigns.provider) and record its answer with an UPDATE that
    names the claim (the attempt number): `sent` with the message id; `queued` again
    with a backoff; `failed`; or `unknown`, kept for a request that may have reached the
-   provider. A worker that dies after the claim leaves the row `sending`;
-   `dispatch.recover` marks it `unknown` once the claim lapses, and only staff can send
-   it again.
+   provider. A worker that dies after the claim leaves the row `sending`; once the
+   claim lapses, `dispatch.recover` settles it with the provider's log
+   (campaigns.reconcile): `sent` if the provider took the message, `queued` again
+   (the same idempotency key, the artist still held) if it did not and the claim is
+   recent enough for the provider to drop a repeat, otherwise `unknown`, which only
+   staff can send again.
 
 Limiter windows are kept per rate: campaigns running at the same rate (the default,
 EMAIL_RATE_LIMIT, which the token refresh's notices use too) share one window.
