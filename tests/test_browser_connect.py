@@ -75,7 +75,7 @@ def test_an_artist_logs_in_connects_sumup_and_sees_connected(
     expect(page.locator("#sumup-status")).to_have_text("Not connected")
 
     page.click("#sumup-connect")
-    expect(page.locator("h2")).to_have_text("Connect your SumUp account")
+    expect(page.locator("h1")).to_have_text("Connect your SumUp account")
     page.click("#sumup-continue")
 
     assert page.url.startswith(sumup.authorize_url)

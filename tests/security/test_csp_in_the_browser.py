@@ -110,11 +110,11 @@ def test_the_artists_pages_break_no_rule(site: Site, watched):
     expect(page.locator("#sumup-status")).to_have_text("Not connected")
 
     page.click("#sumup-connect")
-    expect(page.locator("h2")).to_have_text("Connect your SumUp account")
+    expect(page.locator("h1")).to_have_text("Connect your SumUp account")
     page.goto(f"/{site.unsubscribe_path}")
-    expect(page.locator("h2")).to_have_text("Unsubscribe")
+    expect(page.locator("h1")).to_have_text("Unsubscribe")
     page.goto("/email/unsubscribe/not-a-token/")
-    expect(page.locator("h2")).to_have_text("This link does not work")
+    expect(page.locator("h1")).to_have_text("This link does not work")
 
     violations.assert_none()
 

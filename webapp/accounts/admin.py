@@ -13,6 +13,11 @@ from django.utils import formats, timezone
 
 from accounts.models import ArtistProfile, EmailVerificationToken, User
 
+# Every admin page names the site it manages, not the framework it runs on.
+admin.site.site_header = "Jersey Events admin"
+admin.site.site_title = "Jersey Events admin"
+admin.site.index_title = "Jersey Events admin"
+
 # The fields that hand out what an account may do; editable by superusers only.
 PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 

@@ -55,6 +55,18 @@ class ArtistProfile(SumUpConnection):
         return ["updated_at"]
 
 
+def _spell_sumup_in_labels(model: type[models.Model]) -> None:
+    """The SumUp columns come from an abstract model that names no labels, so Django
+    derives each from the column ("sumup merchant code"); staff read the brand as SumUp
+    spells it. Only the label changes: the schema and the migrations stay as they are."""
+    for field in model._meta.fields:
+        if field.name.startswith("sumup_") and field.verbose_name == field.name.replace("_", " "):
+            field.verbose_name = "SumUp " + field.name.removeprefix("sumup_").replace("_", " ")
+
+
+_spell_sumup_in_labels(ArtistProfile)
+
+
 class EmailVerificationToken(models.Model):
     user = models.ForeignKey(
         User, on_delete=models.CASCADE, related_name="email_verification_tokens"
