@@ -4,7 +4,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY webapp webapp
 COPY jobs jobs
-COPY sumup_fake sumup_fake
+COPY fakes fakes
 # Installed as root, run as an unprivileged user: a compromised process can change
 # neither the code it runs nor the interpreter. It writes only to var/ (backups, the
 # log file if LOG_FILE points there).

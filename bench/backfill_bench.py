@@ -44,13 +44,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import math
 import multiprocessing
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -64,7 +62,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import django
@@ -74,30 +71,39 @@ import requests
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
-# Run as a script, only bench/ is on sys.path; the shared helpers live in bench.migrations_bench.
+# Run as a script, only bench/ is on sys.path; the shared helpers live in bench.common, and
+# the artist table and its probes in bench.migrations_bench.
 sys.path.insert(0, str(PROJECT_DIR))
 
+from bench.common import (  # noqa: E402
+    DEFAULT_SERVER,
+    VENV_BIN,
+    WEBAPP_DIR,
+    BenchError,
+    check,
+    create_database,
+    drop_database,
+    free_port,
+    log,
+    on_terminate,
+    production_stand_ins,
+    stop_process_groups,
+    timed,
+    write_json,
+)
 from bench.migrations_bench import (  # noqa: E402
     ADD_COLUMNS,
     BEFORE,
     TABLE,
-    BenchError,
     Probe,
-    check,
     checkpoint,
     count,
-    create_database,
-    drop_database,
     load_rows,
-    log,
     scalar,
 )
 
-WEBAPP_DIR = PROJECT_DIR / "webapp"
 RESULTS_FILE = BENCH_DIR / "results" / "backfill.json"
-VENV_BIN = Path(sys.executable).parent
 
-DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432"
 DB_NAME = "bench_backfill"
 QUIET_FLOOR_DB = "bench_backfill_floor_quiet"
 FLOOR_DB = "bench_backfill_floor"
@@ -118,7 +124,6 @@ ACTIVE = ("pending", "running", "paused", "cancelling")
 WORKERS = 2
 WORKER_CONCURRENCY = 3  # the Procfile's default
 WEB_WORKERS = 2  # the Procfile's default WEB_CONCURRENCY
-STOP_TIMEOUT_S = 30.0  # TERM, then KILL
 START_TIMEOUT_S = 60.0
 RUN_TIMEOUT_S = 900.0
 WORKER_START_TIMEOUT_S = 60.0
@@ -172,19 +177,15 @@ def configure_environment(server: str, inline_max_rows: int | None) -> None:
         del os.environ[name]  # the defaults are what is measured
     if inline_max_rows is not None:
         os.environ["BACKFILL_INLINE_MAX_ROWS"] = str(inline_max_rows)
+    # What production requires (DEBUG off: no query log, secure cookies); nothing here
+    # calls SumUp or holds a token.
+    os.environ.update(production_stand_ins("bench-backfill"))
     os.environ.update(
         DJANGO_SETTINGS_MODULE="events.settings",
         DATABASE_URL=f"{server}/{DB_NAME}",
         REDIS_URL=REDIS_URL,
         CELERY_BROKER_URL=REDIS_URL,
         CELERY_RESULT_BACKEND=REDIS_URL,
-        DEBUG="false",  # no query log, secure cookies: as in production
-        # What production requires; nothing here calls SumUp or holds a token.
-        SECRET_KEY="bench-only-not-a-secret",  # noqa: S106
-        SUMUP_CLIENT_ID="bench-backfill",
-        SUMUP_CLIENT_SECRET="bench-only-not-a-secret",  # noqa: S106
-        SUMUP_TOKEN_KEYS="aBRe9bTSlE-pZ5N5tH1XWwFJ2UvQ5o5mQjv2Bq8Q6Ac=",  # noqa: S106  (public)
-        METRICS_TOKEN="bench-only-metrics-token",  # noqa: S106
         # Plain http on loopback, where production's proxy would have ended TLS.
         SECURE_SSL_REDIRECT="false",
         LOG_LEVEL="WARNING",
@@ -226,12 +227,6 @@ def migrate(app: str, target: str | None = None) -> str:
     return out.getvalue()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_process(args: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("wb") as out:  # the child keeps its own descriptor
         return subprocess.Popen(
@@ -242,23 +237,6 @@ def start_process(args: Sequence[str], log_path: Path) -> subprocess.Popen[bytes
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-def stop_processes(processes: Sequence[subprocess.Popen[bytes]]) -> None:
-    """TERM each process group (each was started in its own session), then KILL stragglers."""
-    for process in processes:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    for process in processes:
-        try:
-            process.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log(f"process {process.pid} ignored TERM; killing it")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
 
 
 def check_alive(processes: Sequence[subprocess.Popen[bytes]], what: str, logs: Path) -> None:
@@ -777,7 +755,7 @@ def start_workers(logs: Path) -> tuple[list[subprocess.Popen[bytes]], float]:
     while len(ready := workers_ready(logs)) < WORKERS:
         check_alive(workers, "worker", logs)
         if time.monotonic() > deadline:
-            stop_processes(workers)
+            stop_process_groups(workers)
             raise BenchError(f"the workers were not ready within {WORKER_START_TIMEOUT_S} s")
         time.sleep(0.05)
     return workers, ready[-1] - started
@@ -898,13 +876,6 @@ class BenchResult:
     failures: list[str] = field(default_factory=list)
 
 
-@contextlib.contextmanager
-def timed(into: dict[str, float], name: str) -> Iterator[None]:
-    started = time.perf_counter()
-    yield
-    into[name] = round(time.perf_counter() - started, 3)
-
-
 def effective_settings() -> dict[str, int]:
     from django.conf import settings
 
@@ -915,14 +886,14 @@ def effective_settings() -> dict[str, int]:
 def prepare(server: str, result: BenchResult) -> None:
     create_database(server, DB_NAME)
     info = conninfo(server)
-    with timed(result.setup_seconds, "migrate_to_0002"):
+    with timed(result.setup_seconds, "migrate_to_0002", places=3):
         migrate("accounts", BEFORE)
         migrate("backfills")
         migrate("sessions")
     log(f"loading {result.rows:,} users and artist profiles")
-    with timed(result.setup_seconds, "copy_and_vacuum"):
+    with timed(result.setup_seconds, "copy_and_vacuum", places=3):
         load_rows(info, result.rows)
-    with timed(result.setup_seconds, "migrate_0003"):
+    with timed(result.setup_seconds, "migrate_0003", places=3):
         migrate("accounts", ADD_COLUMNS)
     nulls = count(info, where="sumup_connection_status IS NULL")
     check(nulls == result.rows, f"after 0003, {nulls} of {result.rows} statuses are NULL")
@@ -948,7 +919,7 @@ def run_bench(args: argparse.Namespace, stack: contextlib.ExitStack) -> BenchRes
 
     log("starting gunicorn and logging in")
     web = WebServer(logs)
-    stack.callback(stop_processes, [web.process])
+    stack.callback(stop_process_groups, [web.process])
     web.wait_ready(logs)
     cookie = log_in(web.base, username)
     dashboard = Dashboard(artist, view_dashboard(web, cookie), [])
@@ -961,7 +932,7 @@ def run_bench(args: argparse.Namespace, stack: contextlib.ExitStack) -> BenchRes
     def site() -> DashboardLoad:
         return DashboardLoad(dashboard_url, cookie, args.rate, int(args.rate * RUN_TIMEOUT_S))
 
-    with timed(result.setup_seconds, "copies"):
+    with timed(result.setup_seconds, "copies", places=3):
         make_copies(server)
     log("floor: one UPDATE on a copy")
     result.floor_quiet_s = round(floor_update(server, QUIET_FLOOR_DB, rows)[0], 3)
@@ -995,7 +966,7 @@ def run_bench(args: argparse.Namespace, stack: contextlib.ExitStack) -> BenchRes
     # (the runbook restarts the workers in Step 8) adds their boot, shown on its own.
     log(f"starting {WORKERS} workers")
     workers, result.workers_boot_s = start_workers(logs)
-    stack.callback(stop_processes, workers)
+    stack.callback(stop_process_groups, workers)
     log("migrate accounts 0004")
     checkpoint(server)
     with measure_load(result.load, "backfill (from migration end)"):
@@ -1010,7 +981,7 @@ def run_bench(args: argparse.Namespace, stack: contextlib.ExitStack) -> BenchRes
         hits = load.stop()
         sampled_ms, sampled = sampler.stop()
     log(f"  run {run.status}; stopping the workers")
-    stop_processes(workers)
+    stop_process_groups(workers)
 
     result.run_status, result.run_last_error = run.status, run.last_error
     result.rows_null_after = count(conninfo(server), where="sumup_connection_status IS NULL")
@@ -1235,11 +1206,10 @@ def render(result: BenchResult) -> str:
     return "\n".join(lines)
 
 
-def write_json(result: BenchResult) -> None:
+def results_data(result: BenchResult) -> dict[str, Any]:
     data = asdict(result)
     data["targets"] = [{**asdict(t), "passed": t.passed} for t in result.targets]
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(data, indent=2) + "\n")
+    return data
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -1266,10 +1236,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def on_terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds through the cleanup
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_environment(args.server, args.inline_max_rows)
@@ -1283,7 +1249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log("interrupted; cleaned up")
         return 130
-    write_json(result)
+    write_json(RESULTS_FILE, results_data(result))
     print(render(result))
     print(f"\nwritten: {RESULTS_FILE.relative_to(PROJECT_DIR)}")
     return 1 if result.failures else 0

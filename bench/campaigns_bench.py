@@ -11,7 +11,7 @@ Both systems run in one run on this machine, against the same things:
 - a Redis of its own (`redis-server` on a free loopback port, stopped at the end) for the
   broker, results and the rate limiter, so no test or other benchmark shares its queue
   or its limiter's windows;
-- the fake Brevo API (campaigns.fake_esp) in its own process on 127.0.0.1, reached
+- the fake Brevo API (fakes.brevo) in its own process on 127.0.0.1, reached
   through anymail's real Brevo backend;
 - 2 worker processes: for campaigns two `celery -A jobs worker` as the Procfile runs
   them (prefork, WORKER_CONCURRENCY processes each, 3 by default; --pool, --concurrency;
@@ -53,7 +53,6 @@ import bisect
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -70,18 +69,33 @@ import redis
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
+# Run as a script, only bench/ is on sys.path; the shared helpers live in bench.common.
+sys.path.insert(0, str(PROJECT_DIR))
+
+from bench.common import (  # noqa: E402
+    DEFAULT_SERVER,
+    VENV_BIN,
+    BenchError,
+    PrivateRedis,
+    busiest_window,
+    full_seconds_rate,
+    lateness_ms,
+    log,
+    production_stand_ins,
+    write_json,
+)
+
 RESULTS_FILE = BENCH_DIR / "results" / "campaigns.json"
 LOG_DIR = PROJECT_DIR / "var" / "bench-campaigns"
 
-SERVER = "postgres://postgres@127.0.0.1:5432"
+SERVER = DEFAULT_SERVER
 DB_NAME = "bench_campaigns"
-REDIS_READY_S = 10.0
 FAKE_PORT = 8791
 WORKERS = 2
 # The workers run as the Procfile configures them: the default (prefork) pool with
 # WORKER_CONCURRENCY processes each. Other pools and sizes: --pool, --concurrency.
 POOL, CONCURRENCY = "prefork", int(os.environ.get("WORKER_CONCURRENCY") or 3)
-CELERY = Path(sys.executable).parent / "celery"
+CELERY = VENV_BIN / "celery"
 DEFAULT_RECIPIENTS, QUICK_RECIPIENTS = 10_000, 1_000
 DEFAULT_RATE, QUICK_RATE = "100/s", "50/s"
 # Phase (d): enough recipients to keep the limit busy for 40 s (6 s for --quick).
@@ -98,27 +112,13 @@ SLOT = re.compile(r"email slot at .* granted between ([0-9.]+) and ([0-9.]+)")
 SEND_RECEIVED = re.compile(r"Task jobs\.campaigns\.send\[[^\]]+\] received")
 
 
-class BenchError(RuntimeError):
-    """A step failed or a check did not hold."""
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def environment(fake_url: str, redis_url: str) -> dict[str, str]:
     return {
         "DATABASE_URL": f"{SERVER}/{DB_NAME}",
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": redis_url,
         "CELERY_RESULT_BACKEND": redis_url,
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-campaigns-secret-key-not-for-production",
-        "SUMUP_TOKEN_KEYS": "aBRe9bTSlE-pZ5N5tH1XWwFJ2UvQ5o5mQjv2Bq8Q6Ac=",
-        # Required with DEBUG off; nothing here calls SumUp.
-        "SUMUP_CLIENT_ID": "bench-campaigns",
-        "SUMUP_CLIENT_SECRET": "bench-campaigns-not-a-secret",
-        "METRICS_TOKEN": "bench-only-metrics-token",
+        **production_stand_ins("bench-campaigns"),  # nothing here calls SumUp
         "EMAIL_BACKEND": "anymail.backends.brevo.EmailBackend",
         "ANYMAIL_BREVO_API_KEY": "fake-brevo-api-key",
         "ANYMAIL_BREVO_API_URL": fake_url,
@@ -183,52 +183,14 @@ def fetch(url: str, data: bytes | None = None) -> Any:
         return json.loads(answer.read())
 
 
-class PrivateRedis:
-    """`redis-server` on a free loopback port for this run alone, nothing kept on disk."""
-
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port: int = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{port}/0"
-        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
-        argv += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
-        self.process = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
-        deadline = time.monotonic() + REDIS_READY_S
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    if self.process.poll() is not None or time.monotonic() > deadline:
-                        self.stop()
-                        raise BenchError("the benchmark's redis-server did not start") from None
-                    time.sleep(0.05)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-
 class Fake:
     """The fake Brevo in its own process."""
 
     def __init__(self) -> None:
         self.base = f"http://127.0.0.1:{FAKE_PORT}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "campaigns.fake_esp", "--port", str(FAKE_PORT)],
-            cwd=PROJECT_DIR / "webapp",
+            [sys.executable, "-m", "fakes.brevo", "--port", str(FAKE_PORT)],
+            cwd=PROJECT_DIR,
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 20
@@ -326,15 +288,6 @@ class Workers:
                 process.kill()
 
 
-def most_in_one_second(times: Sequence[float]) -> int:
-    ordered, start, most = sorted(times), 0, 0
-    for end, at in enumerate(ordered):
-        while at - ordered[start] >= 1.0:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
-
-
 def most_slots_in_one_second(slots: Sequence[tuple[float, float]]) -> int:
     """The most slots certainly stamped inside one window [b, b + 1 s), over every
     slot's `b` (a slot is stamped between its logged `before` and `after`)."""
@@ -355,27 +308,24 @@ def rate_figures(times: Sequence[float], limit: float) -> dict[str, Any]:
     if len(times) < 2:
         return {"sends": len(times)}
     first = times[0]
-    full_seconds = int(times[-1] - first)
-    in_full = sum(1 for t in times if t - first < full_seconds)
-    achieved = in_full / full_seconds if full_seconds else float("nan")
+    full_seconds, achieved = full_seconds_rate(times)
     return {
         "sends": len(times),
         "full_seconds": full_seconds,
         "achieved_per_s": round(achieved, 2),
         "of_limit": round(achieved / limit, 4),
         "first_to_last_per_s": round((len(times) - 1) / (times[-1] - first), 2),
-        "busiest_1s": most_in_one_second(times),
+        "busiest_1s": busiest_window(times),
     }
 
 
-def lateness_ms(grants: Sequence[float], arrivals: Sequence[float]) -> dict[str, float]:
+def lateness_summary(grants: Sequence[float], arrivals: Sequence[float]) -> dict[str, float]:
     """p50, p99 and max of (n-th arrival - n-th grant) in ms: sends ~20 ms apart keep
     their order between the two, so matching by rank pairs each request with its grant."""
-    late = sorted((at - granted) * 1000 for granted, at in zip(grants, arrivals, strict=False))
-    if not late:
+    if not grants or not arrivals:
         return {}
-    p99 = late[min(len(late) - 1, len(late) * 99 // 100)]
-    return {"p50": round(late[len(late) // 2], 1), "p99": round(p99, 1), "max": round(late[-1], 1)}
+    p50, p99, worst = lateness_ms(grants, arrivals)
+    return {"p50": round(p50, 1), "p99": round(p99, 1), "max": round(worst, 1)}
 
 
 class GrantLog(threading.Thread):
@@ -456,7 +406,7 @@ def run_campaign(fake: Fake, *, rate: str, resend: bool, count: int) -> dict[str
         "wall_s": round(last - started, 3),
         "end_to_end_per_s": round(count / (last - started), 1),
         "achieved_per_s": round((len(arrivals) - 1) / (last - first), 2),
-        "most_requests_in_1s": most_in_one_second(arrivals),
+        "most_requests_in_1s": busiest_window(arrivals),
     }
 
 
@@ -480,7 +430,7 @@ def run_at_limit(
         "send_tasks_per_message": round(workers.send_tasks_since(sizes) / count, 2),
         "at_provider": rate_figures(arrivals, limit),
         "limiter_grants": rate_figures(granted, limit),
-        "arrival_after_grant_ms": lateness_ms(granted, arrivals),
+        "arrival_after_grant_ms": lateness_summary(granted, arrivals),
     }
 
 
@@ -582,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         count, rate, limit_count = QUICK_RECIPIENTS, QUICK_RATE, QUICK_LIMIT_RECIPIENTS
     if count < 2 or limit_count < 2:
         parser.error("--recipients and --limit-recipients must be at least 2")
-    private_redis = PrivateRedis()
+    private_redis = PrivateRedis().start()
     try:
         fake = Fake()
     except BenchError:
@@ -665,8 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         recreate_database(drop_only=True)
     results["failures"] = failures
     results_file = RESULTS_FILE.with_stem("campaigns-quick") if args.quick else RESULTS_FILE
-    results_file.parent.mkdir(parents=True, exist_ok=True)
-    results_file.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(results_file, results)
     print(json.dumps(results, indent=2))
     for failure in failures:
         log(f"FAILED: {failure}")

@@ -52,7 +52,6 @@ bench/results/migrations.json. Exits non-zero when any step or check fails.
 """
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -74,10 +73,25 @@ from django.db import connection, connections, transaction
 from psycopg import sql
 
 BENCH_DIR = Path(__file__).resolve().parent
-WEBAPP_DIR = BENCH_DIR.parent / "webapp"
+# Run as a script, only bench/ is on sys.path; the shared helpers live in bench.common.
+sys.path.insert(0, str(BENCH_DIR.parent))
+
+from bench.common import (  # noqa: E402
+    DEFAULT_SERVER,
+    WEBAPP_DIR,
+    BenchError,
+    admin_execute,
+    check,
+    create_database,
+    drop_database,
+    log,
+    production_stand_ins,
+    timed,
+    write_json,
+)
+
 RESULTS_FILE = BENCH_DIR / "results" / "migrations.json"
 
-DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432"
 DB_NAME = "bench_migrations"
 BASELINE_DB_NAME = "bench_migrations_baseline"
 DEFAULT_ROWS = 1_000_000
@@ -114,44 +128,11 @@ ARTIST_COPY = (
 )
 
 
-class BenchError(RuntimeError):
-    """A step failed or a check did not hold."""
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        raise BenchError(message)
-
-
 # --- databases --------------------------------------------------------------------------
 
 
 def db_url(server: str, name: str) -> str:
     return f"{server}/{name}"
-
-
-def admin_execute(server: str, query: sql.SQL | sql.Composed) -> None:
-    with psycopg.connect(db_url(server, "postgres"), autocommit=True) as conn:
-        conn.execute(query)
-
-
-def create_database(server: str, name: str, template: str | None = None) -> None:
-    check(name.startswith("bench_"), f"refusing to create {name}: not a bench_ database")
-    admin_execute(server, sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-    if template is not None:
-        query = sql.SQL("{} TEMPLATE {} STRATEGY FILE_COPY").format(query, sql.Identifier(template))
-    admin_execute(server, query)
-
-
-def drop_database(server: str, name: str) -> None:
-    check(name.startswith("bench_"), f"refusing to drop {name}: not a bench_ database")
-    query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    admin_execute(server, query)
 
 
 def drop_bench_databases(server: str) -> bool:
@@ -220,11 +201,8 @@ def setup_django(database_url: str) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "events.settings"
     os.environ["DEBUG"] = "false"  # no query log: time the migrations as production runs them
     # What production requires; the migrations call no SumUp and encrypt no token.
-    os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
-    os.environ.setdefault("SUMUP_CLIENT_ID", "bench-migrations")
-    os.environ.setdefault("SUMUP_CLIENT_SECRET", "bench-only-not-a-secret")
-    os.environ.setdefault("SUMUP_TOKEN_KEYS", "aBRe9bTSlE-pZ5N5tH1XWwFJ2UvQ5o5mQjv2Bq8Q6Ac=")
-    os.environ.setdefault("METRICS_TOKEN", "bench-only-metrics-token")
+    for name, value in production_stand_ins("bench-migrations").items():
+        os.environ.setdefault(name, value)
     sys.path.insert(0, str(WEBAPP_DIR))
     django.setup()
 
@@ -601,17 +579,13 @@ class BenchResult:
         return next(phase for phase in self.phases if phase.name == name)
 
 
-def timed(work: Callable[[], None]) -> float:
-    started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
-
-
 def prepare(server: str, conninfo: str, result: BenchResult) -> None:
     create_database(server, DB_NAME)
-    result.setup_seconds["migrate_to_0002"] = timed(lambda: migrate(BEFORE))
+    with timed(result.setup_seconds, "migrate_to_0002"):
+        migrate(BEFORE)
     log(f"loading {result.rows:,} users and artist profiles")
-    result.setup_seconds["copy_and_vacuum"] = timed(lambda: load_rows(conninfo, result.rows))
+    with timed(result.setup_seconds, "copy_and_vacuum"):
+        load_rows(conninfo, result.rows)
     check(count(conninfo, "accounts_user") == result.rows, "user count after COPY is off")
     check(count(conninfo) == result.rows, "artist count after COPY is off")
     result.checks.append(f"loaded {result.rows:,} users and artists")
@@ -664,9 +638,10 @@ def run_bench(server: str, rows: int, interval: float) -> BenchResult:
 
 
 def batch_size() -> int:
-    from accounts.sumup.status_backfill import BATCH_SIZE  # needs django.setup()
+    """The size of 0004's batches when it runs inline (backfills.data_migrations)."""
+    from django.conf import settings  # configured by setup_django()
 
-    return BATCH_SIZE
+    return int(settings.BACKFILL_BATCH_SIZE)
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -743,11 +718,6 @@ def render(result: BenchResult) -> str:
     )
 
 
-def write_json(result: BenchResult) -> None:
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(asdict(result), indent=2) + "\n")
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     size = parser.add_mutually_exclusive_group()
@@ -778,7 +748,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dropped = drop_bench_databases(server)
     if not dropped:
         return 1
-    write_json(result)
+    write_json(RESULTS_FILE, asdict(result))
     print(render(result))
     print(f"\nwritten: {RESULTS_FILE.relative_to(BENCH_DIR.parent)}")
     return 0

@@ -5,7 +5,7 @@ Run:  .venv/bin/python bench/token_refresh_bench.py [--quick] [--artists N] [--r
 
 What it sets up, and tears down again at the end (also when a step fails):
 
-- a fake SumUp as a subprocess (`python -m sumup_fake --port 0 --latency-ms 50`; port 0
+- a fake SumUp as a subprocess (`python -m fakes.sumup --port 0 --latency-ms 50`; port 0
   lets it pick a free port, which it prints), with one user per artist, plus a note of
   when each token request arrives (the fake keeps none; see FAKE_WITH_ARRIVALS);
 - a fresh PostgreSQL database `bench_refresh`, brought up with the real `migrate`;
@@ -16,7 +16,7 @@ What it sets up, and tears down again at the end (also when a step fails):
 Artists are loaded with COPY: each has a real grant minted at the fake (`/_fake/grants`),
 tokens encrypted with `accounts.sumup.crypto.encrypt`, an access token expiring in a
 minute (so the sweep finds it due) and `sumup_last_refresh_at` NULL. Each run enqueues
-through the real sweep (`jobs.token_refresh.run_sweep(exclusive=False)`, in this process,
+through the real sweep (`accounts.sumup.sweep.run_sweep(exclusive=False)`, in this process,
 with the run's budget, as a beat's worker would run it)
 and waits until every one of its artists has a `sumup_last_refresh_at`.
 
@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -57,12 +56,11 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Any, cast
 
 import django
@@ -73,11 +71,30 @@ from psycopg import sql
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
-WEBAPP_DIR = PROJECT_DIR / "webapp"
-RESULTS_FILE = BENCH_DIR / "results" / "token_refresh.json"
-VENV_BIN = Path(sys.executable).parent
+# Run as a script, only bench/ is on sys.path; the shared helpers live in bench.common.
+sys.path.insert(0, str(PROJECT_DIR))
 
-DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432"
+from bench.common import (  # noqa: E402
+    DEFAULT_SERVER,
+    VENV_BIN,
+    WEBAPP_DIR,
+    BenchError,
+    busiest_window,
+    check,
+    create_database,
+    drop_database,
+    full_seconds_rate,
+    lateness_ms,
+    log,
+    on_terminate,
+    production_stand_ins,
+    stop_process_groups,
+    timed,
+    write_json,
+)
+
+RESULTS_FILE = BENCH_DIR / "results" / "token_refresh.json"
+
 DB_NAME = "bench_refresh"
 REDIS_URL = "redis://127.0.0.1:6379/9"  # the benchmark's own Redis database, flushed freely
 CLIENT_ID, CLIENT_SECRET = "jersey-events-local", "local-secret"
@@ -101,19 +118,6 @@ WORKER_STOP_S = 30.0
 FAKE_READY_S = 30.0
 
 
-class BenchError(RuntimeError):
-    """A step failed or a hard check did not hold."""
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        raise BenchError(message)
-
-
 def email_of(n: int) -> str:
     return f"artist{n}@example.com"  # the fake's seeded users, merchant MFK<n>
 
@@ -121,22 +125,11 @@ def email_of(n: int) -> str:
 # --- PostgreSQL and Redis ------------------------------------------------------------------
 
 
-def admin_execute(server: str, query: sql.Composed) -> None:
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(query)
-
-
-def create_database(server: str) -> None:
-    admin_execute(server, sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(DB_NAME)))
-    admin_execute(server, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
-
-
-def drop_database(server: str) -> None:
+def drop_bench_database(server: str) -> None:
     from django.db import connections
 
     connections.close_all()
-    query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME))
-    admin_execute(server, query)
+    drop_database(server, DB_NAME)
 
 
 def flush_bench_redis() -> None:
@@ -152,12 +145,12 @@ def rows(conninfo: str, query: str, params: Sequence[Any] = ()) -> list[tuple[An
 # --- the fake SumUp --------------------------------------------------------------------------
 
 
-# `python -m sumup_fake` with one addition: the fake keeps no request times, so this notes
+# `python -m fakes.sumup` with one addition: the fake keeps no request times, so this notes
 # when each token request arrives (what SumUp's own rate limit would count) and serves the
 # list at /_fake/bench-arrivals. Nothing else about the fake changes.
 FAKE_WITH_ARRIVALS = """
 import sys, time
-from sumup_fake import __main__ as cli, app, control
+from fakes.sumup import __main__ as cli, app, control
 
 arrivals = []
 answer = app.App.handle
@@ -218,7 +211,7 @@ class FakeProcess:
         return sorted(t for t in self._get("/_fake/bench-arrivals") if t >= since)
 
     def stop(self) -> None:
-        stop_process_group(self.process)
+        stop_process_groups([self.process], WORKER_STOP_S)
         self.stderr.close()
 
 
@@ -301,21 +294,6 @@ def load_artists(conninfo: str, grants: dict[int, dict[str, Any]]) -> None:
 # --- processes -------------------------------------------------------------------------------
 
 
-def stop_process_group(process: subprocess.Popen[bytes], timeout: float = WORKER_STOP_S) -> None:
-    """TERM the group this process leads (it was started in its own session), then KILL."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log(f"process {process.pid} ignored TERM for {timeout:.0f} s; killing it")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
 @dataclass
 class WorkerSet:
     """WORKERS real `celery -A jobs worker` processes for one run."""
@@ -365,11 +343,7 @@ class WorkerSet:
             check(process.poll() is None, f"worker {name} exited with {process.returncode}")
 
     def stop(self) -> None:
-        for process in self.processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            stop_process_group(process)
+        stop_process_groups(self.processes, WORKER_STOP_S)
 
     def log_tails(self, lines: int = 20) -> str:
         tails = []
@@ -592,7 +566,8 @@ class Bench:
     def _measure(self, result: RunResult, numbers: range, workers: WorkerSet) -> None:
         from django.test import override_settings
 
-        from jobs.token_refresh import OUTCOMES_KEY, run_sweep
+        from accounts.sumup.refresh_outcomes import OUTCOMES_KEY
+        from accounts.sumup.sweep import run_sweep
 
         pids = [process.pid for process in workers.processes]
         cpu_before = cpu_sample(pids, self.fake.process.pid)
@@ -693,16 +668,6 @@ def throughput_figures(result: RunResult) -> None:
     )
 
 
-def max_in_window(times: Sequence[float], window: float = 1.0) -> int:
-    """The most calls in any `window`-second interval [t, t + window) starting at a call."""
-    best, end = 0, 0
-    for start, t in enumerate(times):
-        while end < len(times) and times[end] < t + window:
-            end += 1
-        best = max(best, end - start)
-    return best
-
-
 @dataclass
 class RateFigures:
     """Token calls against a per-second limit, from one series of call times."""
@@ -722,15 +687,14 @@ class RateFigures:
         if not times:
             return cls(source, 0, float("nan"), float("nan"), 0, 0)
         first = times[0]
-        full_seconds = int(times[-1] - first)  # the last, partial second is left out
-        in_full = sum(1 for t in times if t - first < full_seconds)
+        full_seconds, achieved = full_seconds_rate(times)
         return cls(
             source,
             len(times),
-            in_full / full_seconds if full_seconds else float("nan"),
+            achieved,
             (len(times) - 1) / (times[-1] - first) if len(times) > 1 else float("nan"),
             full_seconds,
-            max_in_window(times),
+            busiest_window(times),
         )
 
 
@@ -741,15 +705,6 @@ class CallTimes:
     grants: Sequence[float]  # the budget's log: when each call was allowed
     arrivals: Sequence[float]  # when each request reached the fake SumUp
     completions: Sequence[float]  # sumup_last_refresh_at: right after each call returned
-
-
-def lateness_ms(grants: Sequence[float], times: Sequence[float]) -> tuple[float, float, float]:
-    """p50, p99 and max of (n-th time - n-th grant), in ms: calls paced ~20 ms apart keep
-    their order between the two, so matching by rank pairs each call with its own grant."""
-    late = sorted((t - g) * 1000 for g, t in zip(grants, times, strict=False))
-    if not late:
-        return float("nan"), float("nan"), float("nan")
-    return late[len(late) // 2], late[min(len(late) - 1, len(late) * 99 // 100)], late[-1]
 
 
 def rate_figures(result: RunResult, times: CallTimes) -> None:
@@ -876,11 +831,6 @@ def render(result: BenchResult) -> str:
     return "\n".join(lines)
 
 
-def write_json(result: BenchResult) -> None:
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(asdict(result), indent=2) + "\n")
-
-
 # --- the whole benchmark ------------------------------------------------------------------------
 
 
@@ -888,6 +838,7 @@ def configure_environment(server: str, fake_url: str) -> None:
     """Settings for this process and, inherited, for the workers: all from the environment."""
     from cryptography.fernet import Fernet
 
+    os.environ.update(production_stand_ins(CLIENT_ID))  # DEBUG off: no query log
     os.environ.update(
         DJANGO_SETTINGS_MODULE="events.settings",
         DATABASE_URL=f"{server}/{DB_NAME}",
@@ -899,9 +850,6 @@ def configure_environment(server: str, fake_url: str) -> None:
         SUMUP_CLIENT_ID=CLIENT_ID,
         SUMUP_CLIENT_SECRET=CLIENT_SECRET,
         SUMUP_TOKEN_KEYS=Fernet.generate_key().decode(),
-        DEBUG="false",  # no query log, as in production
-        SECRET_KEY="bench-only-not-a-secret",  # noqa: S106
-        METRICS_TOKEN="bench-only-metrics-token",  # noqa: S106
         EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
         LOG_LEVEL="WARNING",
     )
@@ -921,13 +869,6 @@ def migrate() -> None:
         raise BenchError(f"migrate failed: {exc!r}\n{out.getvalue()}") from exc
 
 
-@contextlib.contextmanager
-def timed(setup: dict[str, float], name: str) -> Iterator[None]:
-    started = time.perf_counter()
-    yield
-    setup[name] = time.perf_counter() - started
-
-
 def run_bench(args: argparse.Namespace, stack: contextlib.ExitStack) -> BenchResult:
     server = args.server
     result = BenchResult(
@@ -945,8 +886,8 @@ def run_bench(args: argparse.Namespace, stack: contextlib.ExitStack) -> BenchRes
     fake = FakeProcess(seed_users=run_b.stop - 1, logs=logs)
     stack.callback(fake.stop)
     configure_environment(server, fake.url)
-    create_database(server)
-    stack.callback(drop_database, server)
+    create_database(server, DB_NAME)
+    stack.callback(drop_bench_database, server)
     stack.callback(flush_bench_redis)
     with timed(result.setup_seconds, "migrate"):
         migrate()
@@ -988,10 +929,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def on_terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds through the cleanup below
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, on_terminate)
@@ -1004,7 +941,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log("interrupted; cleaned up")
         return 130
-    write_json(result)
+    write_json(RESULTS_FILE, asdict(result))
     print(render(result))
     print(f"\nwritten: {RESULTS_FILE.relative_to(PROJECT_DIR)}")
     return 1 if any(run.failed for run in result.runs) else 0

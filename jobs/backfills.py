@@ -28,6 +28,8 @@ from django.utils import timezone
 
 from backfills import control, engine
 from backfills.models import BackfillRun, RunStatus
+from events import task_limits
+from jobs import options
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +48,7 @@ def outage_countdown(outages: int) -> float:
 @shared_task(
     bind=True,
     name="jobs.backfills.run_slice",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    time_limit=120,
-    soft_time_limit=90,
+    **options.at_least_once(task_limits.BACKFILL_SLICE),
 )
 def run_slice(self: Any, run_id: int, generation: int, outages: int = 0) -> str:
     """Run batches of one backfill run for up to SLICE_SECONDS, then chain the next slice.
@@ -76,7 +74,7 @@ def run_slice(self: Any, run_id: int, generation: int, outages: int = 0) -> str:
     return "continued"
 
 
-@shared_task(name="jobs.backfills.recover", ignore_result=True, time_limit=60, soft_time_limit=50)
+@shared_task(name="jobs.backfills.recover", **options.at_most_once(task_limits.BACKFILL_RECOVER))
 def recover() -> int:
     """Start runs recorded by migrations, and restart runs whose worker died."""
     restarted = 0

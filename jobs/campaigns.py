@@ -22,17 +22,11 @@ from celery import shared_task
 
 from campaigns import dispatch as dispatching
 from campaigns import sending
+from events import task_limits
+from jobs import options
 
 
-@shared_task(
-    bind=True,
-    name="jobs.campaigns.send",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    time_limit=60,
-    soft_time_limit=45,
-)
+@shared_task(bind=True, name="jobs.campaigns.send", **options.at_least_once(task_limits.CAMPAIGN))
 def send(self: Any, recipient_ids: list[int]) -> int:
     """Send to these recipients in turn, skipping any that was sent, is claimed or is no
     longer due; returns how many it dealt with.
@@ -46,24 +40,27 @@ def send(self: Any, recipient_ids: list[int]) -> int:
     return len(recipient_ids) - len(rest)
 
 
-@shared_task(
-    bind=True,
-    name="jobs.campaigns.dispatch",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    time_limit=60,
-    soft_time_limit=45,
-)
-def dispatch(self: Any, campaign_id: int, token: str) -> bool:
+@shared_task(name="jobs.campaigns.dispatch_tick", **options.at_least_once(task_limits.CAMPAIGN))
+def dispatch_tick(campaign_id: int, token: str) -> bool:
     """One tick of a campaign's dispatch chain; re-queues itself while there is work."""
+    return _tick(campaign_id, token)
+
+
+@shared_task(name="jobs.campaigns.dispatch", **options.at_least_once(task_limits.CAMPAIGN))
+def dispatch_tick_by_former_name(campaign_id: int, token: str) -> bool:
+    """`dispatch_tick` under the name it had until it was renamed: a tick queued by the
+    release before still runs after a deploy, and its chain goes on under the new name."""
+    return _tick(campaign_id, token)
+
+
+def _tick(campaign_id: int, token: str) -> bool:
     delay = dispatching.tick(campaign_id, token)
     if delay is not None:
-        self.apply_async((campaign_id, token), countdown=delay)
+        dispatch_tick.apply_async((campaign_id, token), countdown=delay)
     return delay is not None
 
 
-@shared_task(name="jobs.campaigns.recover", ignore_result=True, time_limit=60, soft_time_limit=45)
+@shared_task(name="jobs.campaigns.recover", **options.at_most_once(task_limits.CAMPAIGN))
 def recover() -> dict[str, Any]:
     """Beat's safety net: lapsed claims are settled with the provider, stalled campaigns
     move again."""

@@ -1,25 +1,26 @@
-"""The Celery app. Configuration comes from Django settings prefixed `CELERY_`, beat's
-schedule included (`CELERY_BEAT_SCHEDULE`): plain data, read without loading any model.
-Worker and beat log through Django's `LOGGING`, as the web does."""
+"""The workers' side of the project's Celery app (`celery -A jobs worker|beat`).
+
+The app itself is events.celery_app, shared with the web, which publishes through it
+without loading any task (events.queue). Here it gets what only workers and beat need:
+the task modules, logging through Django's `LOGGING` as the web does, and the database
+connections handled per task as the web handles them per request."""
 
 import logging
 import logging.config
-import os
 from typing import Any
 
-from celery import Celery, Task
+from celery import Task
 from celery.signals import setup_logging, task_postrun, task_prerun
 
+from events.celery_app import app
 from events.startup import settings_or_exit
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "events.settings")
+__all__ = ["app"]
+
 # Before Celery reads them: a bad setting ends `celery -A jobs worker|beat` with one line.
 settings_or_exit()
 
-app = Celery(
-    "jobs", include=["jobs.health", "jobs.token_refresh", "jobs.backfills", "jobs.campaigns"]
-)
-app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.include = ["jobs.health", "jobs.token_refresh", "jobs.backfills", "jobs.campaigns"]
 
 
 @setup_logging.connect

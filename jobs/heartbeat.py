@@ -6,53 +6,21 @@ in the admin, and each entry records when it last ran. The heartbeat is written 
 beat process on its own tick rather than by a task, so it proves the schedule loop is
 alive even while no worker runs, and a stalled beat cannot be hidden by a worker that
 keeps answering; when beat started is kept too, so health can give a fresh beat time to
-run each entry once before calling it late.
+run each entry once before calling it late. What is written, and its reading for
+health, is operations.heartbeat's.
 """
 
 import logging
 import time
-from typing import Any, cast
+from typing import Any
 
 import redis
 from django_celery_beat.schedulers import DatabaseScheduler
 
-from events import redis as events_redis
+from events import shared_redis
+from operations.heartbeat import HEARTBEAT_INTERVAL, write_heartbeat, write_started
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_KEY = "jobs:beat:heartbeat"
-STARTED_KEY = "jobs:beat:started"
-HEARTBEAT_INTERVAL = 30.0  # seconds between writes, and the longest beat sleeps between ticks
-# Kept long past staleness so a probe can still say when beat was last seen.
-HEARTBEAT_TTL = 24 * 3600  # seconds
-
-
-def write_heartbeat(client: redis.Redis) -> float:
-    """Record now (Unix time, seconds) as beat's last sign of life; returns it."""
-    now = time.time()
-    client.set(HEARTBEAT_KEY, repr(now), ex=HEARTBEAT_TTL)
-    return now
-
-
-def read_heartbeat(client: redis.Redis) -> float | None:
-    """When beat last wrote its heartbeat (Unix time), or None if it never did."""
-    return _read_time(client, HEARTBEAT_KEY)
-
-
-def read_started(client: redis.Redis) -> float | None:
-    """When the running beat started (Unix time), or None if no beat recorded it."""
-    return _read_time(client, STARTED_KEY)
-
-
-def _read_time(client: redis.Redis, key: str) -> float | None:
-    # redis-py types every reply as maybe-awaitable; this sync client returns bytes.
-    raw = cast("bytes | None", client.get(key))
-    if raw is None:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        return None
 
 
 class HeartbeatScheduler(DatabaseScheduler):  # type: ignore[misc]
@@ -62,7 +30,7 @@ class HeartbeatScheduler(DatabaseScheduler):  # type: ignore[misc]
         self._last_heartbeat: float | None = None
         super().__init__(*args, **kwargs)
         try:
-            events_redis.client().set(STARTED_KEY, repr(time.time()), ex=HEARTBEAT_TTL)
+            write_started(shared_redis.client())
         except redis.RedisError as exc:
             log.warning("beat start time not recorded: %s", exc)
 
@@ -79,7 +47,7 @@ class HeartbeatScheduler(DatabaseScheduler):  # type: ignore[misc]
         if last is not None and 0 <= now - last < HEARTBEAT_INTERVAL:
             return
         try:
-            self._last_heartbeat = write_heartbeat(events_redis.client())
+            self._last_heartbeat = write_heartbeat(shared_redis.client())
         except redis.RedisError as exc:
             # Scheduling must go on without Redis for the heartbeat; the stale key is
             # how monitoring learns about it. The next tick tries again.

@@ -1,357 +1,49 @@
-"""Keeping every SumUp connection alive: the sweep beat schedules, the dispatcher that
-hands out its work a few seconds at a time, and the refresh of one artist that workers run.
-
-Due artists are claimed with a conditional UPDATE (`sumup_refresh_enqueued_at`) before
-they are queued, so two beats, or a sweep that overlaps the dispatcher, never queue the
-same artist twice. The refresh itself is guarded per artist by `accounts.sumup.refresh`,
-so even a duplicated task makes one token call.
-
-No refresh waits in a worker for longer than `LOOKAHEAD`: a countdown is held in the
-worker's memory (and in Redis's unacked set until the visibility timeout, should the
-worker die), so only the paced slots of the next few seconds are handed out at a time.
-The dispatcher (one chain of `dispatch` tasks at a time, under a lease in Redis) comes
-back every `DISPATCH_EVERY` seconds for the next ones while due work is left; a longer
-wait, such as a retry's backoff, is a time in the row (`refresh.defer`). A queued
-refresh whose queue entry is gone (Redis lost it, or its worker died holding it) is
-queued again once its mark is older than half the sweep interval: by the next sweep, or
-sooner by the dispatcher.
+"""Keeping every SumUp connection alive on the workers: beat's sweep, the dispatcher's
+rounds, and the refresh of one artist. Each task calls one function of the domain and
+queues what it says comes next: accounts.sumup.sweep says how due artists are claimed
+and handed out a few seconds at a time, accounts.sumup.queued_refresh how one refresh
+comes back after a refusal or a transient failure.
 """
 
 from __future__ import annotations
 
-import logging
-import random
-import time
-import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
-
 from celery import shared_task
-from django.conf import settings
-from django.core.cache import cache
-from django.db import transaction
-from django.db.models import Q, QuerySet
-from django.utils import timezone
 
-from accounts.models import ArtistProfile
-from accounts.sumup import refresh, refresh_alerts
-from accounts.sumup.refresh import Outcome
-from events import rate_limits, redis
-
-log = logging.getLogger(__name__)
-
-SWEEP_LOCK = "sumup:refresh:sweep-lock"
-OUTCOMES_KEY = "sumup:refresh:outcomes"  # counts by outcome since the last sweep's log line
-ENQUEUE_BATCH = 500  # artists claimed per short transaction, at most
-BACKOFF_BASE = 5.0  # seconds; doubles per attempt, with jitter
-BACKOFF_CAP = 300.0  # seconds
-# How far ahead a queued refresh may book its slot of the SumUp budget, and so the
-# longest it waits in a worker as a countdown.
-LOOKAHEAD = 5.0  # seconds
-MAX_COUNTDOWN = LOOKAHEAD  # a longer retry backoff is a time in the row instead
-# Seconds between the dispatcher's rounds: each books and queues about this much of the
-# budget's slots, a short burst of work in a worker that other refreshes wait behind.
-DISPATCH_EVERY = 1.0
-# No slot is booked sooner than this from now: the time a queued refresh takes to reach a
-# worker, so that the first slots of a round are not already late when their task runs
-# (late refreshes bunch, and the share refuses what bunches past it).
-DELIVERY_LEAD = 0.25  # seconds
-DISPATCHER_KEY = "sumup:refresh:dispatcher"
-# A dispatcher not heard from for this long is dead (its worker died, or Redis lost its
-# task): the next sweep, or a refresh handing its artist back, starts another.
-DISPATCHER_LEASE = 4 * LOOKAHEAD  # seconds
-ON_TIME = 0.005  # seconds: a booked slot this close is now
-WINDOW_RETRIES = 1  # a late refresh refused by the share tries the freeing window this often
-
-# Lease changes that hold only for the chain that holds the lease.
-_RENEW_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_END_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
+from accounts.sumup import queued_refresh
+from accounts.sumup import sweep as sweeping
+from events import task_limits
+from jobs import options
 
 
-@dataclass
-class SweepReport:
-    enqueued: list[int] = field(default_factory=list)
-    skipped: str = ""
-    probe: int | None = None
-    more_due: bool = False  # left for the dispatcher's next rounds
-    from_journal: int = 0  # answers stored from the refresh journal
-
-
-def _backoff(attempt: int) -> float:
-    delay: float = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
-    return delay * random.uniform(0.5, 1.5)  # noqa: S311 (jitter, not security)
-
-
-def stale_after() -> timedelta:
-    """A queued refresh marked longer ago than this has lost its queue entry: it is
-    queued again. Half the sweep interval, so the first sweep after a loss re-queues
-    it; a refresh still under way then only finds the artist claimed or refreshed."""
-    return timedelta(seconds=settings.SUMUP_REFRESH_SWEEP_INTERVAL / 2)
-
-
-def _claimable(now: datetime) -> QuerySet[ArtistProfile]:
-    return (
-        refresh.due_profiles(now)
-        .filter(
-            Q(sumup_refresh_enqueued_at__isnull=True)
-            | Q(sumup_refresh_enqueued_at__lt=now - stale_after())
-        )
-        # Held by a refresh under way, or backing off until then (`refresh.defer`).
-        .filter(
-            Q(sumup_refresh_claimed_until__isnull=True) | Q(sumup_refresh_claimed_until__lt=now)
-        )
-    )
-
-
-def _backing_off() -> bool:
-    """Due artists wait out a retry's backoff (`refresh.defer`): the dispatcher comes
-    back for them when it ends, rather than leaving them to the next sweep."""
-    return refresh.backing_off(timezone.now()).exists()
-
-
-def _claim_batch(limit: int) -> tuple[list[int], datetime]:
-    now = timezone.now()
-    with transaction.atomic():
-        ids = list(
-            _claimable(now)
-            .order_by("sumup_expires_at", "pk")
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)[:limit]
-        )
-        if ids:
-            ArtistProfile.objects.filter(pk__in=ids).update(sumup_refresh_enqueued_at=now)
-    return ids, now
-
-
-def _unclaim(ids: list[int], mark: datetime) -> None:
-    ArtistProfile.objects.filter(pk__in=ids, sumup_refresh_enqueued_at=mark).update(
-        sumup_refresh_enqueued_at=None
-    )
-
-
-def _enqueue(ids: list[int]) -> list[int]:
-    """Queue a refresh per artist, each for the paced slot of the SumUp budget it books
-    here, while slots are free within `LOOKAHEAD`; returns the artists left without one.
-    Booked by the dispatcher, the slots are in the queue in their order; were each task
-    to book its own when first run, the first slots would fall due while the queue still
-    held the other tasks waiting to book."""
-    waits = refresh.book_budget_slots(len(ids), within=LOOKAHEAD, lead=DELIVERY_LEAD)
-    with refresh_artist.app.producer_or_acquire() as producer:
-        for profile_id, wait in zip(ids, waits, strict=False):
-            _queue(profile_id, wait=wait, producer=producer)
-    return ids[len(waits) :]
-
-
-def _dispatch_round() -> tuple[list[int], bool]:
-    """Queue the due refreshes that the free paced slots of the next `LOOKAHEAD` seconds
-    hold. Returns who was queued, and whether due work is left for another round."""
-    queued: list[int] = []
-    while True:
-        room = refresh.free_budget_slots(within=LOOKAHEAD, lead=DELIVERY_LEAD)
-        if not room:
-            return queued, _claimable(timezone.now()).exists() or _backing_off()
-        # Claimed only as many as the free slots hold: the rest stay claimable by
-        # the next round without being marked and unmarked in between.
-        ids, mark = _claim_batch(min(ENQUEUE_BATCH, room))
-        if not ids:
-            return queued, _backing_off()
-        left = _enqueue(ids)
-        queued.extend(ids[: len(ids) - len(left)])
-        if left:  # another booking took slots in between
-            _unclaim(left, mark)
-            return queued, True
-
-
-def _queue(
-    profile_id: int, attempt: int = 0, probe: bool = False, *, wait: float, producer: Any = None
-) -> None:
-    """Queue a refresh to run `wait` seconds from now, as the holder of the budget's slot
-    booked for that instant."""
-    at = time.time() + wait
-    countdown = wait if wait > ON_TIME else 0.0
-    refresh_artist.apply_async(
-        (profile_id, attempt, probe, at), countdown=countdown, producer=producer
-    )
-
-
-def _take_lease() -> str | None:
-    lease = uuid.uuid4().hex
-    taken = redis.client().set(DISPATCHER_KEY, lease, nx=True, px=int(DISPATCHER_LEASE * 1000))
-    return lease if taken else None
-
-
-def _lease_call(script: str, lease: str) -> bool:
-    call = redis.client().register_script(script)
-    return bool(call(keys=[DISPATCHER_KEY], args=[lease, int(DISPATCHER_LEASE * 1000)]))
-
-
-def _dispatch_with(lease: str) -> tuple[list[int], bool]:
-    """One round under `lease`; the chain goes on while due work is left."""
-    queued, more = _dispatch_round()
-    if more:
-        dispatch.apply_async((lease,), countdown=DISPATCH_EVERY)
-    else:
-        _lease_call(_END_SCRIPT, lease)
-    return queued, more
-
-
-def _ensure_dispatcher() -> None:
-    """Start a dispatcher unless one is at work."""
-    lease = _take_lease()
-    if lease is not None:
-        dispatch.apply_async((lease,), countdown=DISPATCH_EVERY)
-
-
-def run_sweep(*, exclusive: bool = True) -> SweepReport:
-    """Store answers left in the refresh journal, then queue the due artists of the next
-    `LOOKAHEAD` seconds and leave the rest to the dispatcher it starts; with `exclusive`,
-    one sweep per interval."""
-    interval = settings.SUMUP_REFRESH_SWEEP_INTERVAL
-    if exclusive and not cache.add(SWEEP_LOCK, timezone.now().isoformat(), int(interval * 0.8)):
-        return SweepReport(skipped="another sweep ran in this interval")
-    report = SweepReport(from_journal=refresh.apply_journals())
-    if refresh_alerts.is_halted():
-        probe = refresh.due_profiles().order_by("sumup_expires_at").values_list("pk", flat=True)
-        report.probe = probe.first()
-        if report.probe is not None:
-            refresh_artist.delay(report.probe, probe=True)
-        report.skipped = "halted: SumUp refuses the client credentials; probing one artist"
-    elif (lease := _take_lease()) is None:
-        report.skipped = "the dispatcher is handing out due refreshes"
-    else:
-        report.enqueued, report.more_due = _dispatch_with(lease)
-    _log_summary(report)
-    return report
-
-
-def _log_summary(report: SweepReport) -> None:
-    pipe = redis.client().pipeline()
-    pipe.hgetall(OUTCOMES_KEY)
-    pipe.delete(OUTCOMES_KEY)
-    counts = {key.decode(): int(value) for key, value in pipe.execute()[0].items()}
-    since = " ".join(f"{name}={counts.get(name, 0)}" for name in Outcome)
-    log.info(
-        "SumUp refresh sweep: enqueued=%d%s%s%s; outcomes since last sweep: %s",
-        len(report.enqueued),
-        " (more to the dispatcher)" if report.more_due else "",
-        f" ({report.skipped})" if report.skipped else "",
-        f"; stored from the journal={report.from_journal}" if report.from_journal else "",
-        since,
-    )
-
-
-@shared_task(name="jobs.token_refresh.sweep", ignore_result=True, time_limit=300)
+@shared_task(name="jobs.token_refresh.sweep", **options.at_most_once(task_limits.REFRESH_SWEEP))
 def sweep() -> int:
-    """Beat's entry point: queue refreshes for every due artist (see `run_sweep`)."""
-    return len(run_sweep().enqueued)
+    """Beat's entry point: queue refreshes for every due artist (`run_sweep`)."""
+    return len(sweeping.run_sweep().enqueued)
 
 
 @shared_task(
-    name="jobs.token_refresh.dispatch", ignore_result=True, time_limit=60, soft_time_limit=50
+    name="jobs.token_refresh.dispatch", **options.at_most_once(task_limits.REFRESH_DISPATCH)
 )
 def dispatch(lease: str) -> int:
-    """A round of the dispatcher: queue the next `LOOKAHEAD` seconds of due refreshes and
-    come back while due work is left. A chain whose lease lapsed (another took over)
-    stops; so does one while refresh is halted (the sweep probes instead)."""
-    if not _lease_call(_RENEW_SCRIPT, lease):
-        return 0
-    if refresh_alerts.is_halted():
-        _lease_call(_END_SCRIPT, lease)
-        return 0
-    return len(_dispatch_with(lease)[0])
-
-
-def _count(outcome: Outcome) -> None:
-    redis.client().hincrby(OUTCOMES_KEY, outcome.value, 1)
-
-
-def _come_back_for(slot: rate_limits.Slot, profile_id: int, attempt: int, probe: bool) -> None:
-    """Come back for a booked slot; with none free within `LOOKAHEAD`, hand the artist
-    back to the dispatcher, which queues it again in its turn."""
-    if slot.held:
-        _queue(profile_id, attempt, probe, wait=slot.wait)
-    else:
-        refresh.finished(profile_id)
-        _ensure_dispatcher()
+    """A round of the dispatcher (`dispatch_round`); the chain comes back in
+    `DISPATCH_EVERY` seconds while due work is left."""
+    done = sweeping.dispatch_round(lease)
+    if done.more:
+        dispatch.apply_async((lease,), countdown=sweeping.DISPATCH_EVERY)
+    return done.queued
 
 
 @shared_task(
     name="jobs.token_refresh.refresh_artist",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    time_limit=90,
-    soft_time_limit=60,
+    **options.at_least_once(task_limits.REFRESH_ARTIST),
 )
 def refresh_artist(
     profile_id: int, attempt: int = 0, probe: bool = False, booked: float = 0.0, refused: int = 0
 ) -> str:
-    """Refresh one artist's SumUp tokens; safe to run twice (see accounts.sumup.refresh).
-
-    It comes for a paced slot of the SumUp budget booked by the dispatcher (`booked`: the
-    slot's time, epoch seconds) or with none (a retry, a probe), and takes the budget's
-    bulk share when it runs. Refused by the share (`refused` times so far), it comes back
-    as the window frees or for a slot (`_over_budget`); after a transient failure with a
-    short backoff, it re-queues itself with a countdown of at most `MAX_COUNTDOWN`. A
-    longer backoff is a time in the row (`refresh.defer`). It never sleeps.
-    """
-    if refresh_alerts.is_halted() and not probe:
-        refresh.finished(profile_id)
-        return Outcome.HALTED.value
-    result = refresh.refresh_profile(profile_id, only_if_due=not probe, bulk=True)
-    _count(result.outcome)
-    if result.outcome is Outcome.OVER_BUDGET:
-        _over_budget(profile_id, attempt, probe, booked, refused, result)
-    elif result.outcome is Outcome.RETRY:
-        _retry(profile_id, attempt, probe, result)
-    elif result.outcome not in (Outcome.REFRESHED, Outcome.NOT_DUE):
-        # A refresh clears the mark in its own write; NOT_DUE may mean another worker
-        # holds the claim and will clear it.
-        refresh.finished(profile_id)
-    return result.outcome.value
-
-
-def _over_budget(
-    profile_id: int, attempt: int, probe: bool, booked: float, refused: int, result: refresh.Result
-) -> None:
-    """The share was full when the refresh ran. One that came for a booked slot ran a
-    little late, behind others in its worker, and met the refreshes of the next slots:
-    it comes back as the window frees (a few ms later), into the grant the pacing keeps
-    spare per window, up to `WINDOW_RETRIES` times; booking a slot anew instead would add
-    a slot to the sweep for each late refresh. Refused that often, or with no slot
-    booked, it books one: coming back at the window's time again and again, late
-    refreshes take each other's grants and, on a busy machine, that cascade takes over
-    (at 3 tries, 1,060 refusals for 2,000 refreshes on a loaded 2-core machine)."""
-    wait = result.retry_after or 0.0
-    if booked and refused < WINDOW_RETRIES and wait <= MAX_COUNTDOWN:
-        refresh_artist.apply_async(
-            (profile_id, attempt, probe, booked, refused + 1), countdown=wait
-        )
-        return
-    slot = refresh.book_budget_slot(within=LOOKAHEAD, lead=DELIVERY_LEAD)
-    _come_back_for(slot, profile_id, attempt, probe)
-
-
-def _retry(profile_id: int, attempt: int, probe: bool, result: refresh.Result) -> None:
-    # The row counts failures in a row: attempts survive a backoff handed to the row.
-    tries = max(attempt + 1, result.failures)
-    if tries >= settings.SUMUP_REFRESH_MAX_ATTEMPTS:
-        refresh.give_up(profile_id, result.error)
-        return
-    wait = result.retry_after or _backoff(tries - 1)
-    if wait <= MAX_COUNTDOWN:
-        refresh_artist.apply_async((profile_id, tries, probe), countdown=wait)
-    else:
-        refresh.defer(profile_id, wait)
-        _ensure_dispatcher()  # which queues it once its time has come
+    """Refresh one artist's SumUp tokens (`queued_refresh.run`), and queue it again when
+    it must come back; safe to run twice. It never sleeps: a wait is a countdown of at
+    most `queued_refresh.MAX_COUNTDOWN`, or a time in the row."""
+    step = queued_refresh.run(profile_id, attempt, probe, booked, refused)
+    if step.then is not None:
+        refresh_artist.apply_async(step.then.args, countdown=step.then.countdown)
+    return step.outcome.value

@@ -2,6 +2,7 @@
 stops the run at once with what to start, rather than skipping tests."""
 
 import gc
+import importlib
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from django.db import connection
 
 from accounts.models import ArtistProfile, User
 from events.logging import RedactSecrets
-from sumup_fake import FakeSumUp
+from fakes.sumup import FakeSumUp
 
 TEST_REDIRECT_URI = "http://testserver/accounts/sumup/callback/"
 
@@ -70,6 +71,17 @@ def make_artist(db: None) -> Callable[..., ArtistProfile]:
         return ArtistProfile.objects.create(user=user, **profile_fields)
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tasks_known_here() -> None:
+    """This process runs tasks too (inline where a test makes them eager, and in
+    `project_worker`'s thread): like a worker, it loads every task module, so a task
+    queued by name (events.queue) runs here rather than waiting in Redis for a worker."""
+    from jobs import app
+
+    for module in app.conf.include:
+        importlib.import_module(module)
 
 
 @pytest.fixture(scope="session")

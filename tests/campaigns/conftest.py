@@ -8,9 +8,9 @@ import pytest
 
 from accounts.models import ArtistProfile
 from campaigns import provider, services
-from campaigns.fake_esp import FakeBrevo
 from campaigns.models import Campaign
-from events import redis
+from events import shared_redis
+from fakes.brevo import FakeBrevo
 from jobs import app
 
 
@@ -34,7 +34,7 @@ def esp(esp_server: FakeBrevo, settings: Any) -> Iterator[FakeBrevo]:
 @pytest.fixture(autouse=True)
 def clean_limiter() -> None:
     """Rate-limit windows live in the test Redis database."""
-    redis.client().flushdb()
+    shared_redis.client().flushdb()
 
 
 @pytest.fixture

@@ -1,10 +1,15 @@
 """Who a campaign emails: the audience at the start, the check just before each send,
 the suppression list, and one notice per lapse shared with the token refresh."""
 
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
 import pytest
 from django.utils import timezone
 
 from accounts.models import ArtistProfile, ConnectionStatus
+from accounts.signals import sumup_grant_lapsed
 from accounts.sumup import refresh_alerts
 from campaigns import audience, sending
 from campaigns.models import Campaign, Recipient, Suppression
@@ -177,3 +182,49 @@ def test_a_new_lapse_reuses_the_artists_row_in_the_refresh_campaign(
     assert first.idempotency_key != second.idempotency_key
     assert recipient.message_id == second.message_id
     assert recipient.campaign.actions.filter(action="requeued").count() == 1
+
+
+@pytest.fixture
+def also_listening() -> Iterator[Callable[[Callable[..., None]], None]]:
+    """`also_listening(receiver)`: subscribe `receiver` to lapses for this test, after
+    the campaigns app's own receiver."""
+    uid = "tests.lapse_listener"
+
+    def listen(receiver: Callable[..., None]) -> None:
+        sumup_grant_lapsed.connect(receiver, weak=False, dispatch_uid=uid)
+
+    yield listen
+    sumup_grant_lapsed.disconnect(dispatch_uid=uid)
+
+
+def test_a_lapse_is_announced_once_with_the_mark_it_set(esp, eager, make_artist, also_listening):
+    artist = make_artist(sumup_connection_status=ConnectionStatus.EXPIRED)
+    heard: list[tuple[object, int, datetime]] = []
+
+    def record(sender: object, *, profile_id: int, mark: datetime, **_: Any) -> None:
+        heard.append((sender, profile_id, mark))
+
+    also_listening(record)
+    refresh_alerts.ask_to_reconnect(artist.pk)
+    refresh_alerts.ask_to_reconnect(artist.pk)  # a redelivered refresh task
+
+    artist.refresh_from_db()
+    assert heard == [(ArtistProfile, artist.pk, artist.sumup_lapse_notified_at)]
+
+
+def test_a_receiver_that_fails_undoes_the_mark_and_the_queued_notice(
+    esp, eager, make_artist, also_listening, django_capture_on_commit_callbacks
+):
+    artist = make_artist(sumup_connection_status=ConnectionStatus.EXPIRED)
+
+    def fail(sender: object, **_: Any) -> None:
+        raise RuntimeError("receiver failed")
+
+    also_listening(fail)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        refresh_alerts.ask_to_reconnect(artist.pk)
+
+    artist.refresh_from_db()
+    assert artist.sumup_lapse_notified_at is None, "a later lapse notice can still reach them"
+    assert not Recipient.objects.filter(artist=artist).exists()
+    assert esp.state.arrivals == []

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from campaigns import services
-from campaigns.fake_esp import FakeBrevo
 from campaigns.models import Campaign, Recipient
+from fakes.brevo import FakeBrevo
 
 if TYPE_CHECKING:
     from tests.support import polling

@@ -12,11 +12,11 @@ from django.utils import timezone
 
 from accounts.models import ArtistProfile
 from campaigns import messages, provider, services
-from campaigns.fake_esp import FakeBrevo
 from campaigns.models import Campaign, CampaignAction, Recipient
 from campaigns.progress import progress
 from campaigns.provider import Outcome
 from campaigns.sending import CLAIM_SECONDS
+from fakes.brevo import FakeBrevo
 from jobs.campaigns import recover
 
 if TYPE_CHECKING:

@@ -8,9 +8,9 @@ import pytest
 from django.urls import reverse
 
 from campaigns import sending, unsubscribe
-from campaigns.fake_esp import tracking_payload
 from campaigns.models import Recipient, Suppression
 from campaigns.sending import Step
+from fakes.brevo import tracking_payload
 
 pytestmark = pytest.mark.django_db
 S = Recipient.Status

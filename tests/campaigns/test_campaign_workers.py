@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from accounts.models import ArtistProfile, ConnectionStatus
 from campaigns import dispatch, services
-from campaigns.fake_esp import FakeBrevo
 from campaigns.models import Campaign, Recipient, Suppression
+from fakes.brevo import FakeBrevo
 from jobs import app
 
 if TYPE_CHECKING:

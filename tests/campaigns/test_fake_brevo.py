@@ -10,7 +10,7 @@ import pytest
 import requests
 import time_machine
 
-from campaigns.fake_esp import API_KEY, FakeBrevo
+from fakes.brevo import API_KEY, FakeBrevo
 
 TIMEOUT = 5.0  # seconds; the fake answers on loopback at once
 

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet
 
-from campaigns.fake_esp import FakeBrevo
-from sumup_fake import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeSumUp
+from fakes.brevo import FakeBrevo
+from fakes.sumup import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeSumUp
 
 if TYPE_CHECKING:
     from tests.support.chaos import (

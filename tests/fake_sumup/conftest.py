@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from sumup_fake import FakeSumUp
+from fakes.sumup import FakeSumUp
 
 REDIRECT = "http://127.0.0.1:8000/accounts/sumup/callback/"
 OTHER_REDIRECT = "http://localhost:8000/accounts/sumup/callback/"

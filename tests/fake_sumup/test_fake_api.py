@@ -2,7 +2,7 @@
 
 import pytest
 
-from sumup_fake import DEFAULT_MERCHANT_CODE, DEFAULT_MERCHANT_NAME
+from fakes.sumup import DEFAULT_MERCHANT_CODE, DEFAULT_MERCHANT_NAME
 
 INVALID = {"error_message": "invalid access token", "error_code": "NOT_AUTHORIZED"}
 

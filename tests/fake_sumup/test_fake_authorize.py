@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from sumup_fake import DEFAULT_MERCHANT_CODE, DEFAULT_REDIRECT_URI, FakeSumUp
+from fakes.sumup import DEFAULT_MERCHANT_CODE, DEFAULT_REDIRECT_URI, FakeSumUp
 
 REDIRECT = DEFAULT_REDIRECT_URI
 OTHER_REDIRECT = "http://localhost:8000/accounts/sumup/callback/"  # also registered (conftest)

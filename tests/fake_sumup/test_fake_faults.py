@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from sumup_fake import FakeSumUp
+from fakes.sumup import FakeSumUp
 
 
 def test_injected_503s_answer_then_the_endpoint_recovers(fake, client):
@@ -149,7 +149,7 @@ def test_the_cli_prints_its_url_and_serves(tmp_path):
         [
             sys.executable,
             "-m",
-            "sumup_fake",
+            "fakes.sumup",
             "--port",
             "0",
             "--client-id",

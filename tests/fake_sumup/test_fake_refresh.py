@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from sumup_fake import token_hash
+from fakes.sumup import token_hash
 
 DAY = 86_400
 

@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from sumup_fake import DEFAULT_REDIRECT_URI
+from fakes.sumup import DEFAULT_REDIRECT_URI
 
 
 def test_it_exchanges_a_code_with_the_right_verifier(fake, client):

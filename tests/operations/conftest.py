@@ -23,7 +23,8 @@ from django.test import Client
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from jobs.heartbeat import HEARTBEAT_KEY, STARTED_KEY, HeartbeatScheduler, write_heartbeat
+from jobs.heartbeat import HeartbeatScheduler
+from operations.heartbeat import HEARTBEAT_KEY, STARTED_KEY, write_heartbeat
 
 REPO = Path(__file__).resolve().parents[2]
 MANAGE = REPO / "webapp" / "manage.py"

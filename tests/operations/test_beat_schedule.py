@@ -12,7 +12,8 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from jobs import app
-from jobs.heartbeat import STARTED_KEY, HeartbeatScheduler, read_started, write_heartbeat
+from jobs.heartbeat import HeartbeatScheduler
+from operations.heartbeat import STARTED_KEY, read_started, write_heartbeat
 from operations.schedule import schedule_problems
 
 pytestmark = pytest.mark.django_db(transaction=True)

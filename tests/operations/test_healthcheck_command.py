@@ -8,7 +8,7 @@ import time_machine
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from jobs.heartbeat import write_heartbeat
+from operations.heartbeat import write_heartbeat
 
 
 @pytest.mark.django_db(transaction=True)

@@ -15,7 +15,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
-from jobs.heartbeat import HEARTBEAT_INTERVAL, HeartbeatScheduler, read_heartbeat
+from jobs.heartbeat import HeartbeatScheduler
+from operations.heartbeat import HEARTBEAT_INTERVAL, read_heartbeat
 
 if TYPE_CHECKING:
     from tests.support.worker_processes import worker_environment

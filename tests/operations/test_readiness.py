@@ -11,8 +11,8 @@ from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
-from jobs.heartbeat import write_heartbeat
 from operations import readiness
+from operations.heartbeat import write_heartbeat
 
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
 

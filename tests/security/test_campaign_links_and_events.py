@@ -28,8 +28,8 @@ from django.utils import timezone
 
 from accounts.models import ArtistProfile
 from campaigns import messages, services, unsubscribe
-from campaigns.fake_esp import FakeBrevo
 from campaigns.models import Campaign, Recipient, Suppression
+from fakes.brevo import FakeBrevo
 
 if TYPE_CHECKING:
     from tests.support.fake_smtp import FakeSmtp

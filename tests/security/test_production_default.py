@@ -69,9 +69,10 @@ def test_development_mode_is_asked_for_by_name_and_then_needs_no_secret():
     assert "System check identified no issues" in result.stdout
 
 
-def test_no_token_key_is_derived_from_secret_key_with_debug_off(monkeypatch, settings):
+def test_no_token_key_is_derived_from_secret_key_with_debug_off(settings):
+    configured = settings.SUMUP_TOKEN_KEYS
     settings.DEBUG = False
-    monkeypatch.delenv(crypto.KEYS_VARIABLE)
+    settings.SUMUP_TOKEN_KEYS = []
     crypto.reset_keys()
     try:
         with pytest.raises(ImproperlyConfigured, match="SUMUP_TOKEN_KEYS must be set"):
@@ -79,7 +80,7 @@ def test_no_token_key_is_derived_from_secret_key_with_debug_off(monkeypatch, set
         with pytest.raises(ImproperlyConfigured, match="SUMUP_TOKEN_KEYS must be set"):
             crypto.key_fingerprints()
     finally:
-        monkeypatch.undo()
+        settings.SUMUP_TOKEN_KEYS = configured
         crypto.reset_keys()
 
 

@@ -15,8 +15,8 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import path
 
-from campaigns.fake_esp import FakeBrevo
 from events.urls import urlpatterns as site_urlpatterns
+from fakes.brevo import FakeBrevo
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
@@ -98,9 +98,8 @@ ANONYMOUS_REQUESTS: list[tuple[Callable[[Client], Any], int, str | None]] = [
     ids=[make.__name__.lstrip("_") for make, _, _ in ANONYMOUS_REQUESTS],
 )
 def test_what_anyone_can_cause_is_a_warning_and_mails_no_one(
-    request_, status, warned_by, esp, anonymous, monkeypatch, settings, caplog
+    request_, status, warned_by, esp, anonymous, settings, caplog
 ):
-    monkeypatch.setenv("METRICS_TOKEN", METRICS_TOKEN)
     settings.METRICS_TOKEN = METRICS_TOKEN
 
     response = request_(anonymous)

@@ -32,9 +32,9 @@ import psycopg
 import redis
 
 from accounts.sumup.refresh_journal import JOURNAL_KEY
-from campaigns.fake_esp import FakeBrevo
-from sumup_fake import FakeSumUp, token_hash
-from sumup_fake.wire import Request, Response
+from fakes.brevo import FakeBrevo
+from fakes.sumup import FakeSumUp, token_hash
+from fakes.sumup.wire import Request, Response
 
 from .rehearsal import free_port
 

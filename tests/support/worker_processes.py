@@ -116,7 +116,10 @@ def worker_environment(
     env = dict(os.environ)
     env.update({name: str(getattr(settings, name)) for name in PASSED_SETTINGS})
     env["DATABASE_URL"] = database_url()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
+    # tests/ for `support` (MailDirBackend); webapp/ too, or the test folders named after
+    # the apps (tests/accounts, tests/campaigns) would be imported as those apps.
+    paths = [str(PROJECT_DIR / "webapp"), str(TESTS_DIR), env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     if mail_dir is not None:
         env["EMAIL_BACKEND"] = f"{__name__}.MailDirBackend"
         env[MAIL_DIR_VARIABLE] = str(mail_dir)

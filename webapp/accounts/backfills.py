@@ -1,7 +1,5 @@
 """Backfills of the accounts app (see backfills.registry)."""
 
-from django.apps import apps
-
 from accounts.sumup import status_backfill
 from backfills.registry import Backfill, register
 
@@ -12,7 +10,7 @@ SUMUP_CONNECTION_STATUS = register(
             "Give every artist that predates SumUp OAuth the status 'not_connected' and no "
             "stale token (the work of accounts.0004_migrate_existing_artists_to_sumup)."
         ),
-        model=lambda: apps.get_model("accounts", "ArtistProfile"),
+        model="accounts.ArtistProfile",
         pending=status_backfill.pending_rows,
         apply=status_backfill.fill_rows,
     )

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from backfills import registry
 from backfills.models import ACTIVE, MAX_PAUSE_MS, BackfillRun, RunStatus
+from events import queue
 
 # Which statuses each action may start from.
 ALLOWED_FROM = {
@@ -27,10 +28,7 @@ class ControlError(Exception):
 
 
 def _enqueue_after_commit(run: BackfillRun) -> None:
-    from jobs.backfills import run_slice
-
-    run_id, generation = run.pk, run.generation
-    transaction.on_commit(lambda: run_slice.delay(run_id, generation))
+    queue.enqueue("jobs.backfills.run_slice", args=(run.pk, run.generation))
 
 
 def _record(run: BackfillRun, action: str, user: Any, detail: str = "") -> None:

@@ -11,6 +11,9 @@ A redelivered batch therefore finds its range already behind the cursor. A batch
 times out is rolled back and retried at half the size; one that keeps failing fails the
 run, which resumes from its cursor when retried.
 
+A data migration below the inline limit runs the same batches itself (`run_inline`), with
+no run to record them on.
+
 A connection lost mid-batch, or a database out of reach (stopped, restarting, the
 network gone), is no fault of the batch and may leave nothing to record a failure with:
 the batch answers UNREACHABLE with nothing written, and the caller tries again after a
@@ -27,7 +30,14 @@ import time
 from dataclasses import dataclass
 
 import psycopg
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    transaction,
+)
 from django.utils import timezone
 
 from backfills import registry
@@ -72,9 +82,14 @@ def next_batch_size(current: int, elapsed_ms: float, target_ms: int) -> int:
     return max(MIN_BATCH, min(MAX_BATCH, int(current * ratio)))
 
 
-def _set_local_timeouts() -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+def _halved(size: int) -> int:
+    """The size to try a failed batch again at: a timeout often means it was too big."""
+    return max(MIN_BATCH, size // 2)
+
+
+def _set_local_timeouts(using: str = DEFAULT_DB_ALIAS) -> None:
+    if connections[using].vendor == "postgresql":
+        with connections[using].cursor() as cursor:
             cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
             cursor.execute(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
             # The cursor commits with the rows, so a commit lost in a crash only means the
@@ -82,10 +97,13 @@ def _set_local_timeouts() -> None:
             cursor.execute("SET LOCAL synchronous_commit = off")
 
 
-def _apply_range(
-    backfill: registry.Backfill, cursor: int | None, size: int
+def _apply_batch(
+    backfill: registry.Backfill, rows: registry.Rows, cursor: int | None, size: int
 ) -> tuple[int | None, int]:
-    return apply_next_range(backfill.all_rows(), backfill.pending, backfill.apply, cursor, size)
+    """The batch step, in the caller's transaction: its timeouts, then the backfill applied
+    to the pending rows among the next `size` keys after `cursor`."""
+    _set_local_timeouts(rows.db)
+    return apply_next_range(rows, backfill.pending, backfill.apply, cursor, size)
 
 
 def run_one_batch(run_id: int, generation: int) -> StepResult:
@@ -112,10 +130,9 @@ def _run_one_batch(run_id: int, generation: int) -> StepResult:
                 return StepResult(Step.DONE)
             if run.status != RunStatus.RUNNING:
                 return StepResult(Step.STOP)
-            _set_local_timeouts()
             backfill = registry.get(run.backfill)
             low = run.cursor
-            high, rows = _apply_range(backfill, low, run.batch_size)
+            high, rows = _apply_batch(backfill, backfill.all_rows(), low, run.batch_size)
             elapsed_ms = (time.perf_counter() - started) * 1000
             BackfillBatch.objects.create(
                 run=run, low=low if low is not None else 0, high=high, rows=rows, ms=elapsed_ms
@@ -203,7 +220,7 @@ def _batch_failed(run_id: int, generation: int, exc: Exception) -> StepResult:
         if run.generation != generation or run.status != RunStatus.RUNNING:
             return StepResult(Step.STOP)
         run.failed_attempts += 1
-        run.batch_size = max(MIN_BATCH, run.batch_size // 2)
+        run.batch_size = _halved(run.batch_size)
         run.last_error = error
         run.heartbeat_at = timezone.now()
         run.save(update_fields=["failed_attempts", "batch_size", "last_error", "heartbeat_at"])
@@ -219,9 +236,43 @@ def dry_run(backfill: registry.Backfill, batch_size: int) -> tuple[int, int, flo
     """Rows to do, and the rows and milliseconds of one sample batch, rolled back."""
     to_do = backfill.count_to_do()
     with transaction.atomic():
-        _set_local_timeouts()
         started = time.perf_counter()
-        _high, rows = _apply_range(backfill, None, batch_size)
+        _high, rows = _apply_batch(backfill, backfill.all_rows(), None, batch_size)
         elapsed_ms = (time.perf_counter() - started) * 1000
         transaction.set_rollback(True)
     return to_do, rows, elapsed_ms
+
+
+def run_inline(backfill: registry.Backfill, rows: registry.Rows, batch_size: int) -> int:
+    """Run `backfill` over `rows` to the end of their table, here and now, and record no
+    run: a run's batches (one short transaction each, with its timeouts, over the next key
+    range) at a fixed `batch_size`. For a data migration below the inline limit, given its
+    historical model's rows on its database. Returns the rows changed.
+
+    A batch that fails is rolled back and tried again at half the size; after
+    MAX_ATTEMPTS failures in a row, or a lost connection, the error is raised, and running
+    again resumes, since a row done is never pending again. The caller holds no
+    transaction open (a migration sets `atomic = False`): each batch commits on its own.
+    """
+    using = rows.db
+    cursor: int | None = None
+    size, failures, changed, batches = batch_size, 0, 0, 0
+    while True:
+        try:
+            with transaction.atomic(using=using):
+                high, done = _apply_batch(backfill, rows, cursor, size)
+        except DatabaseError as exc:
+            failures += 1
+            if failures >= MAX_ATTEMPTS or _connection_lost(exc):
+                raise
+            log.warning("backfill %s inline batch failed, will retry: %s", backfill.name, exc)
+            size = _halved(size)
+            continue
+        failures, size = 0, batch_size
+        changed += done
+        batches += 1
+        if high is None:
+            break
+        cursor = high
+    log.debug("backfill %s ran inline: %d rows in %d batches", backfill.name, changed, batches)
+    return changed

@@ -3,19 +3,23 @@
     register(Backfill(
         name="sumup_connection_status",
         description="...",
-        model=lambda: apps.get_model("accounts", "ArtistProfile"),
+        model="accounts.ArtistProfile",
         pending=lambda rows: rows.filter(sumup_connection_status__isnull=True),
         apply=lambda rows: rows.update(sumup_connection_status="not_connected"),
     ))
 
 `pending` must be idempotent (rows already done never match again) and `apply` must only
-touch the rows it is given: the engine hands it one primary-key range at a time.
+touch the rows it is given: the engine hands it one primary-key range at a time. Both get
+querysets of the model as a data migration sees it too (its historical models), so they
+name fields and call no model method.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.apps import apps as installed_apps
+from django.apps.registry import Apps
 from django.db import connections, models, transaction
 from django.utils.module_loading import autodiscover_modules
 
@@ -26,23 +30,26 @@ Rows = models.QuerySet[Any]
 class Backfill:
     name: str
     description: str
-    model: Callable[[], type[models.Model]]
+    model: str  # "app_label.ModelName"
     pending: Callable[[Rows], Rows]
     apply: Callable[[Rows], int]
 
-    def all_rows(self) -> Rows:
-        return self.model()._default_manager.all()
+    def all_rows(self, apps: Apps = installed_apps, using: str | None = None) -> Rows:
+        """The model's rows; a data migration passes its historical `apps` and its
+        database alias."""
+        rows: Rows = apps.get_model(self.model)._default_manager.db_manager(using).all()
+        return rows
 
-    def rows_to_do(self) -> Rows:
-        return self.pending(self.all_rows())
+    def rows_to_do(self, apps: Apps = installed_apps, using: str | None = None) -> Rows:
+        return self.pending(self.all_rows(apps, using))
 
-    def count_to_do(self) -> int:
+    def count_to_do(self, apps: Apps = installed_apps, using: str | None = None) -> int:
         """How many rows still need work: a scan of the table, run on one core.
 
         PostgreSQL would share a large count between parallel workers, taking every core
         of a small database server for its length; a backfill is background work, and
         the site's own queries must not wait behind its bookkeeping."""
-        rows = self.rows_to_do()
+        rows = self.rows_to_do(apps, using)
         if connections[rows.db].vendor != "postgresql":
             return rows.count()
         # Inside a caller's transaction (a migration's), the setting is put back after.

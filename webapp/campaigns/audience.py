@@ -16,8 +16,8 @@ from django.db.models.functions import Lower
 
 from accounts.models import ArtistProfile
 from accounts.sumup.connection import NEEDS_CONNECTION
-from accounts.sumup.reconnect_notice import audience as reconnect_audience
 from campaigns.models import Campaign, Suppression
+from campaigns.reconnect_notice import audience as reconnect_audience
 
 SKIP_SUPPRESSED = "suppressed: the address unsubscribed, bounced or complained"
 SKIP_NOTIFIED = "already notified since the artist was last disconnected"

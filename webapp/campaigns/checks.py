@@ -10,11 +10,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 from campaigns.dispatch import CHAIN_STALE
 from campaigns.sending import CLAIM_SECONDS
+from events import task_limits
 from events.rate_limits import parse_rate
 
 # The longest a campaign task may run (jobs.campaigns): the visibility timeout must
 # exceed it, or Redis hands a running send to a second worker.
-LONGEST_TASK_SECONDS = 60
+LONGEST_TASK_SECONDS = task_limits.CAMPAIGN.hard
 
 
 def visibility_timeout(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

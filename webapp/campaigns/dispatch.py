@@ -46,6 +46,7 @@ from campaigns import reconcile
 from campaigns.models import Campaign, CampaignAction, Recipient
 from campaigns.progress import progress
 from campaigns.reconcile import Outcome
+from events import queue
 from events.durations import roughly
 
 log = logging.getLogger(__name__)
@@ -296,21 +297,14 @@ def enqueue_sends(ids: list[int], due: list[datetime] | None = None, batch: int 
     """Queue send tasks for these recipients, `batch` to a task, once the current
     transaction commits; each task at the instant its first recipient is `due` (at once
     without one, or once that instant has passed)."""
-    from jobs.campaigns import send
-
-    def publish() -> None:
-        with send.app.producer_or_acquire() as producer:
-            for start in range(0, len(ids), batch):
-                chunk = ids[start : start + batch]
-                if due is None:
-                    send.apply_async((chunk,), producer=producer)
-                else:
-                    send.apply_async((chunk,), eta=due[start], producer=producer)
-
-    transaction.on_commit(publish)
+    queue.enqueue_many(
+        "jobs.campaigns.send",
+        [
+            ((ids[start : start + batch],), {} if due is None else {"eta": due[start]})
+            for start in range(0, len(ids), batch)
+        ],
+    )
 
 
 def _enqueue_tick(campaign_id: int, token: str) -> None:
-    from jobs.campaigns import dispatch
-
-    transaction.on_commit(lambda: dispatch.delay(campaign_id, token))
+    queue.enqueue("jobs.campaigns.dispatch_tick", args=(campaign_id, token))

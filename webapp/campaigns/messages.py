@@ -9,9 +9,9 @@ from anymail.message import AnymailMessage
 from django.conf import settings
 
 from accounts.models import ArtistProfile
-from accounts.sumup.reconnect_notice import RenderedMessage, render_reconnect_message
 from campaigns import provider, tracking
 from campaigns.models import Campaign, Recipient
+from campaigns.reconnect_notice import RenderedMessage, render_reconnect_message
 from campaigns.unsubscribe import list_unsubscribe_headers, sample_unsubscribe_url, unsubscribe_url
 
 # A campaign's `template` names the Django templates; each has the function that

@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -49,7 +50,6 @@ from accounts.models import ArtistProfile
 from campaigns import audience, dispatch, messages, provider, rate
 from campaigns.models import Campaign, Recipient
 from campaigns.provider import Answer, Outcome
-from events.env import env_int
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class Result:
 
 def backoff(attempt: int) -> float:
     """Seconds before attempt `attempt + 1`: EMAIL_RETRY_BACKOFF (5 s by default), doubling."""
-    base = env_int("EMAIL_RETRY_BACKOFF", 5, minimum=1)  # read per call
+    base: int = settings.EMAIL_RETRY_BACKOFF
     delay: float = min(BACKOFF_CAP, base * 2 ** max(0, attempt - 1))
     return delay * random.uniform(0.5, 1.5)  # noqa: S311 (jitter, not security)
 

@@ -229,6 +229,11 @@ def standing_campaign() -> Campaign:
     return campaign
 
 
+def on_sumup_grant_lapsed(sender: object, *, profile_id: int, mark: datetime, **_: Any) -> None:
+    """Receiver of accounts.signals.sumup_grant_lapsed (connected in CampaignsConfig)."""
+    queue_lapse_notice(profile_id, mark)
+
+
 def queue_lapse_notice(profile_id: int, mark: datetime) -> None:
     """Email an artist whose grant lapsed, through the campaign path: the same rate,
     suppression list and record per artist. `mark` is the `sumup_lapse_notified_at`

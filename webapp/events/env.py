@@ -329,9 +329,9 @@ def env_basic_auth(name: str) -> list[str]:
     return entries
 
 
-def check_fernet_keys(name: str, *, required: bool) -> None:
-    """Comma-separated Fernet keys (accounts.sumup.crypto reads them when used): checked
-    at start-up, so a bad key stops the process instead of the first token it meets."""
+def env_fernet_keys(name: str, *, required: bool) -> list[str]:
+    """Comma-separated Fernet keys, newest first: checked at start-up, so a bad key stops
+    the process instead of the first token it meets."""
     keys = [key.strip() for key in (_raw(name) or "").split(",") if key.strip()]
     if required and not keys:
         raise ImproperlyConfigured(
@@ -346,6 +346,7 @@ def check_fernet_keys(name: str, *, required: bool) -> None:
                 f"{name} must be comma-separated Fernet keys (32 url-safe base64 bytes); "
                 f"key {position} is not one"
             ) from None
+    return keys
 
 
 def env_prefixed(prefix: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:

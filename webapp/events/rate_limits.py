@@ -44,7 +44,7 @@ from django.core.exceptions import ImproperlyConfigured
 from limits import RateLimitItem, parse
 from limits.storage import MovingWindowSupport, storage_from_string
 
-from events import redis
+from events import shared_redis
 
 _UNITS = {"s": "second", "sec": "second", "m": "minute", "min": "minute", "h": "hour"}
 _RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*")
@@ -146,7 +146,7 @@ def reserve(rule: str, rate: RateLimitItem, *, within: float, lead: float = 0.0)
 
 
 def _book(rule: str, rate: RateLimitItem, *, within: float, count: int, lead: float) -> list[int]:
-    pace = redis.client().register_script(_PACE_SCRIPT)  # cheap; runs by its SHA
+    pace = shared_redis.client().register_script(_PACE_SCRIPT)  # cheap; runs by its SHA
     args = [round(interval(rate) * 1e6), round(within * 1e6), count, round(lead * 1e6)]
     return cast(list[int], pace(keys=[_pace_key(rule, rate)], args=args))
 
@@ -154,7 +154,7 @@ def _book(rule: str, rate: RateLimitItem, *, within: float, count: int, lead: fl
 def free_slots(rule: str, rate: RateLimitItem, *, within: float, lead: float = 0.0) -> int:
     """How many paced slots of `rule` are free within `within` seconds (see
     `reserve_many`), without booking any: how much work to claim before booking it."""
-    pipe = redis.client().pipeline(transaction=False)
+    pipe = shared_redis.client().pipeline(transaction=False)
     pipe.get(_pace_key(rule, rate))
     pipe.time()
     next_free_us, (seconds, micros) = pipe.execute()
@@ -227,7 +227,7 @@ def acquire_with_margin(rule: str, rate: RateLimitItem, *, margin: float) -> flo
     call at 50/s: 20 ms). Every call of the rule must take its slot here; the grants
     are logged apart from `acquire`'s window.
     """
-    take = redis.client().register_script(_WIDENED_SCRIPT)  # cheap; runs by its SHA
+    take = shared_redis.client().register_script(_WIDENED_SCRIPT)  # cheap; runs by its SHA
     window_us = round((rate.get_expiry() + margin) * 1_000_000)
     granted, wait_us = cast(
         list[int], take(keys=[grant_log_key(rule, rate)], args=[rate.amount, window_us])

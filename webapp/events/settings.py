@@ -14,7 +14,6 @@ import django_stubs_ext
 from django.utils.csp import CSP
 
 from events.env import (
-    check_fernet_keys,
     check_required,
     env_basic_auth,
     env_bool,
@@ -23,6 +22,7 @@ from events.env import (
     env_dotted_path,
     env_email,
     env_emails,
+    env_fernet_keys,
     env_file_path,
     env_folder,
     env_header_value,
@@ -237,14 +237,14 @@ CACHES = {
             # JSON, not Django's pickles: a value read back can never run code, whoever
             # wrote it to this Redis (events/cache.py).
             "serializer": "events.cache.JSONSerializer",
-            # seconds; as events.redis, so a hung Redis fails a call instead of holding it
+            # seconds; as events.shared_redis, so a hung Redis fails a call instead of holding it
             "socket_connect_timeout": 3,
             "socket_timeout": 5,
         },
     }
 }
 
-# --- Celery (read by jobs.celery with namespace="CELERY") ---
+# --- Celery (read by events.celery_app with namespace="CELERY") ---
 CELERY_BROKER_URL = env_redis_url("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = env_redis_url("CELERY_RESULT_BACKEND", REDIS_URL)
 CELERY_TASK_SERIALIZER = "json"
@@ -273,8 +273,8 @@ CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 3, minimum=1)
 CELERY_DB_REUSE_MAX = 1_000
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis's transport, made to reconnect when Redis goes away under a worker instead of
-# exiting on kombu's error closing the lost connection (jobs/broker.py says how).
-CELERY_BROKER_TRANSPORT = "jobs.broker:Transport"
+# exiting on kombu's error closing the lost connection (events/broker.py says how).
+CELERY_BROKER_TRANSPORT = "events.broker:Transport"
 # With acks_late, a task whose worker died is redelivered once this many seconds have
 # passed without an ack; it must exceed the longest task's run time (the hard limit).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -299,9 +299,9 @@ BACKFILLS_RECOVER_INTERVAL = env_int("BACKFILLS_RECOVER_INTERVAL", 60, minimum=1
 # --- SumUp ---
 SUMUP_CLIENT_ID = env_str("SUMUP_CLIENT_ID")  # both required when DEBUG is off (above)
 SUMUP_CLIENT_SECRET = env_str("SUMUP_CLIENT_SECRET")
-# Read by accounts.sumup.crypto when a token is first encrypted; checked here so that a
-# malformed key stops start-up instead of the first refresh.
-check_fernet_keys("SUMUP_TOKEN_KEYS", required=not DEBUG)
+# Fernet keys that encrypt tokens at rest, newest first (accounts.sumup.crypto); checked
+# here so that a malformed key stops start-up instead of the first refresh.
+SUMUP_TOKEN_KEYS = env_fernet_keys("SUMUP_TOKEN_KEYS", required=not DEBUG)
 # Sent byte for byte in both legs of the flow, so it keeps the path's trailing slash.
 SUMUP_REDIRECT_URI = env_url(
     "SUMUP_REDIRECT_URI", f"{SITE_URL}/accounts/sumup/callback/", keep_trailing_slash=True
@@ -367,8 +367,7 @@ SERVER_EMAIL = env_email("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 ADMINS = env_emails("ADMINS")  # addresses, e.g. "Ops <ops@example.com>"
 # Campaign emails across all workers never exceed this rate (see events/rate_limits.py).
 EMAIL_RATE_LIMIT = env_rate("EMAIL_RATE_LIMIT", "10/s")
-# Seconds before a send's first retry; campaigns.sending reads it per call, this checks
-# it at start-up.
+# Seconds before a send's first retry (campaigns.sending doubles it per attempt).
 EMAIL_RETRY_BACKOFF = env_int("EMAIL_RETRY_BACKOFF", 5, minimum=1)
 # A send handed to the queue that has not been claimed this long is handed out again
 # (its task went with a worker); a stalled campaign's sends are handed out sooner.

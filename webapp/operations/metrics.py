@@ -15,11 +15,10 @@ from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from accounts.models import ArtistProfile
+from accounts.sumup import refresh_outcomes
 from backfills.models import ACTIVE, BackfillRun
 from campaigns.models import Recipient
-from events import redis
-from jobs import app
-from jobs.token_refresh import OUTCOMES_KEY
+from events.celery_app import app
 from operations.bearer import carries_metrics_token
 
 
@@ -45,9 +44,8 @@ class PlatformCollector(Collector):
             "Token refresh outcomes since the last sweep logged them",
             labels=["outcome"],
         )
-        outcomes: dict[bytes, bytes] = redis.client().hgetall(OUTCOMES_KEY)  # type: ignore[assignment]
-        for outcome, count in outcomes.items():
-            gauge.add_metric([outcome.decode()], int(count))
+        for outcome, count in refresh_outcomes.pending().items():
+            gauge.add_metric([outcome], count)
         yield gauge
 
     def _campaign_sends(self) -> Iterator[Metric]:

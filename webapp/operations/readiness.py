@@ -24,8 +24,8 @@ from django.conf import settings
 from django.db import connection, connections
 from django.db.migrations.executor import MigrationExecutor
 
-from jobs import app
-from jobs.heartbeat import HEARTBEAT_INTERVAL, read_heartbeat, read_started
+from events.celery_app import app
+from operations.heartbeat import HEARTBEAT_INTERVAL, read_heartbeat, read_started
 from operations.schedule import schedule_problems
 
 CHECK_TIMEOUT = 1.5  # seconds a caller waits for one check; all run at once, within 2 s

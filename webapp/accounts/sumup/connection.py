@@ -26,12 +26,25 @@ NEEDS_CONNECTION = (
     ConnectionStatus.ERROR,
 )
 
-TOKEN_FIELDS = (
+# The columns accounts.0003_add_sumup_oauth_fields added to artists: the token SumUp
+# issued, the merchant it belongs to, and the status (0006 and 0007 added the business
+# name and the refresh bookkeeping). The one list: the others are drawn from it.
+OAUTH_COLUMNS = (
     "sumup_access_token",
     "sumup_refresh_token",
     "sumup_token_type",
     "sumup_expires_at",
     "sumup_scope",
+    "sumup_merchant_code",
+    "sumup_connected_at",
+    "sumup_connection_status",
+)
+# The token alone, a part of those: a lapsed grant loses it but keeps which merchant it
+# was and since when (see cleared_connection).
+TOKEN_FIELDS = tuple(
+    column
+    for column in OAUTH_COLUMNS
+    if column not in ("sumup_merchant_code", "sumup_connected_at", "sumup_connection_status")
 )
 
 
@@ -75,11 +88,15 @@ def token_changes(
         changes["sumup_refresh_token_issued_at"] = now
     if token_data.get("scope"):
         changes["sumup_scope"] = str(token_data["scope"])[:255]
+    # Connected since now after a break (a lapse, an expiry) or with a different merchant;
+    # a refresh, or a reconnect that never broke the connection, keeps the date.
     connected_at = current.sumup_connected_at
+    if current.sumup_connection_status != ConnectionStatus.CONNECTED:
+        connected_at = None
     merchant_code = str(token_data.get("merchant_code") or "")[:50]
     if merchant_code and merchant_code != current.sumup_merchant_code:
         changes["sumup_merchant_code"] = merchant_code
-        connected_at = None  # a different merchant: connected since now
+        connected_at = None
     if "business_name" in token_data:
         changes["sumup_business_name"] = str(token_data["business_name"] or "")[:200]
     changes["sumup_connected_at"] = connected_at or now

@@ -1,6 +1,6 @@
 """Encryption of SumUp tokens at rest.
 
-Keys come from SUMUP_TOKEN_KEYS: comma-separated Fernet keys, newest first. The newest
+Keys come from settings.SUMUP_TOKEN_KEYS: Fernet keys, newest first. The newest
 encrypts; every key decrypts, so a key can be rotated in without a window where old rows
 cannot be read, and `manage.py reencrypt_sumup_tokens` then rewrites every row with it.
 """
@@ -8,7 +8,6 @@ cannot be read, and `manage.py reencrypt_sumup_tokens` then rewrites every row w
 import base64
 import hashlib
 import logging
-import os
 from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -17,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 log = logging.getLogger(__name__)
 
-KEYS_VARIABLE = "SUMUP_TOKEN_KEYS"
+KEYS_VARIABLE = "SUMUP_TOKEN_KEYS"  # the setting, and its variable, that errors name
 
 
 class TokenDecryptionError(ImproperlyConfigured):
@@ -25,8 +24,8 @@ class TokenDecryptionError(ImproperlyConfigured):
 
 
 def _configured_keys() -> list[str]:
-    raw = os.environ.get(KEYS_VARIABLE, "")
-    return [key.strip() for key in raw.split(",") if key.strip()]
+    keys: list[str] = settings.SUMUP_TOKEN_KEYS
+    return keys
 
 
 def _development_key() -> str:

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ArtistProfile
-from campaigns.services import queue_lapse_notice
+from accounts.signals import sumup_grant_lapsed
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,11 @@ def clear_halt() -> None:
 
 
 def ask_to_reconnect(profile_id: int) -> None:
-    """Email the artist once per lapse (the mark is cleared when they connect again).
+    """Have the artist emailed once per lapse (the mark is cleared when they connect again).
 
-    The email goes the way campaign emails go (campaigns.services.queue_lapse_notice):
-    one recipient row per artist, the suppression list, the global email rate, sent by a
+    Marks the artist and announces `sumup_grant_lapsed` in the same transaction. The
+    campaigns app answers it the way campaign emails go (its standing campaign): one
+    recipient row per artist, the suppression list, the global email rate, sent by a
     worker after this transaction commits.
     """
     mark = timezone.now()
@@ -59,4 +60,4 @@ def ask_to_reconnect(profile_id: int) -> None:
             pk=profile_id, sumup_lapse_notified_at__isnull=True
         ).update(sumup_lapse_notified_at=mark)
         if marked:
-            queue_lapse_notice(profile_id, mark)
+            sumup_grant_lapsed.send(sender=ArtistProfile, profile_id=profile_id, mark=mark)

@@ -25,7 +25,7 @@ from typing import Any, cast
 from redis import RedisError
 
 from accounts.sumup import crypto
-from events import redis
+from events import shared_redis
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def record(
     body = {"version": version, "claim": claim, "answer": answer, "received_at": received_at}
     sealed = crypto.encrypt(json.dumps(body))
     try:
-        redis.client().hset(JOURNAL_KEY, str(profile_id), sealed)
+        shared_redis.client().hset(JOURNAL_KEY, str(profile_id), sealed)
     except RedisError as exc:
         log.warning(
             "SumUp refresh of artist profile %s: the refresh journal is unavailable (%s); "
@@ -74,7 +74,7 @@ def record(
 
 def forget(profile_id: int, entry: Entry) -> None:
     try:
-        forget_script = redis.client().register_script(_FORGET_SCRIPT)
+        forget_script = shared_redis.client().register_script(_FORGET_SCRIPT)
         forget_script(keys=[JOURNAL_KEY], args=[str(profile_id), entry.sealed])
     except RedisError as exc:
         # Left behind, the entry is stale (its version is stored) and dropped when read.
@@ -88,7 +88,7 @@ def forget(profile_id: int, entry: Entry) -> None:
 def pending(profile_id: int) -> Entry | None:
     """The journaled answer for one artist, if any."""
     try:
-        sealed = cast(bytes | None, redis.client().hget(JOURNAL_KEY, str(profile_id)))
+        sealed = cast(bytes | None, shared_redis.client().hget(JOURNAL_KEY, str(profile_id)))
     except RedisError as exc:
         log.warning("SumUp refresh journal unreadable (%s)", type(exc).__name__)
         return None
@@ -98,7 +98,7 @@ def pending(profile_id: int) -> Entry | None:
 def all_pending() -> dict[int, Entry]:
     """Every journaled answer, by artist profile id."""
     try:
-        entries = cast(dict[bytes, bytes], redis.client().hgetall(JOURNAL_KEY))
+        entries = cast(dict[bytes, bytes], shared_redis.client().hgetall(JOURNAL_KEY))
     except RedisError as exc:
         log.warning("SumUp refresh journal unreadable (%s)", type(exc).__name__)
         return {}

@@ -6,18 +6,7 @@ from django.db import connection
 from django.db.models import Count, Q
 
 from accounts.models import ArtistProfile
-from accounts.sumup.connection import ConnectionStatus
-
-SUMUP_COLUMNS = (
-    "sumup_access_token",
-    "sumup_refresh_token",
-    "sumup_token_type",
-    "sumup_expires_at",
-    "sumup_scope",
-    "sumup_merchant_code",
-    "sumup_connected_at",
-    "sumup_connection_status",
-)
+from accounts.sumup.connection import OAUTH_COLUMNS, ConnectionStatus
 
 
 @dataclass(frozen=True)
@@ -42,10 +31,10 @@ def _columns_present() -> CheckResult:
             cursor, ArtistProfile._meta.db_table
         )
     present = {column.name for column in description}
-    missing = [name for name in SUMUP_COLUMNS if name not in present]
+    missing = [name for name in OAUTH_COLUMNS if name not in present]
     if missing:
         return CheckResult("SumUp columns exist", False, f"missing: {', '.join(missing)}")
-    return CheckResult("SumUp columns exist", True, f"all {len(SUMUP_COLUMNS)} present")
+    return CheckResult("SumUp columns exist", True, f"all {len(OAUTH_COLUMNS)} present")
 
 
 def _no_null_status() -> CheckResult:

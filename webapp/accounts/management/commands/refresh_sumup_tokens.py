@@ -7,9 +7,9 @@ from rich.progress import Progress
 
 from accounts.models import ArtistProfile, ConnectionStatus
 from accounts.sumup.refresh import due_profiles
+from accounts.sumup.sweep import run_sweep
 from events.commands import ProjectCommand
 from events.options import seconds
-from jobs.token_refresh import run_sweep
 
 POLL_SECONDS = 0.5
 

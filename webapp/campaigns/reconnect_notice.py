@@ -1,0 +1,48 @@
+"""Who must be asked to (re)connect SumUp, and what the message says.
+
+The message's templates keep their names under `accounts/email/` (in accounts' template
+folder, beside the other SumUp emails): every campaign row stores that name in
+`Campaign.template`."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.template.loader import render_to_string
+
+from accounts.models import ArtistProfile
+from accounts.sumup.connection import NEEDS_CONNECTION
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+def audience(*, approved_only: bool) -> QuerySet[ArtistProfile]:
+    """Active artists with an email address whose SumUp connection is not working."""
+    profiles = ArtistProfile.objects.filter(
+        sumup_connection_status__in=NEEDS_CONNECTION,
+        user__is_active=True,
+    ).exclude(user__email="")
+    if approved_only:
+        profiles = profiles.filter(is_approved=True)
+    return profiles.select_related("user").order_by("pk")
+
+
+def render_reconnect_message(profile: ArtistProfile) -> RenderedMessage:
+    context = {
+        "display_name": profile.display_name or profile.user.get_username(),
+        "dashboard_url": f"{settings.SITE_URL}/accounts/dashboard/",
+        "status": profile.get_sumup_connection_status_display(),
+    }
+    subject = render_to_string("accounts/email/sumup_reconnect_subject.txt", context).strip()
+    return RenderedMessage(
+        to=profile.user.email,
+        subject=" ".join(subject.split()),
+        text=render_to_string("accounts/email/sumup_reconnect.txt", context),
+        html=render_to_string("accounts/email/sumup_reconnect.html", context),
+    )
