@@ -339,7 +339,8 @@ SUMUP_API_RATE_LIMIT = env_rate("SUMUP_API_RATE_LIMIT", "20/s")
 # Above this many rows a data migration records a run for the workers instead of
 # running inline, so a deploy never waits on a long backfill.
 BACKFILL_INLINE_MAX_ROWS = env_int("BACKFILL_INLINE_MAX_ROWS", 100_000, minimum=0)
-# First batch, rows; at most backfills.engine.MAX_BATCH, the most a batch grows to.
+# Rows per batch: a worker's first (it adapts from there, up to backfills.engine.MAX_BATCH)
+# and every batch a migration runs inline.
 BACKFILL_BATCH_SIZE = env_int("BACKFILL_BATCH_SIZE", 5_000, minimum=1, maximum=50_000)
 BACKFILL_TARGET_BATCH_MS = env_int("BACKFILL_TARGET_BATCH_MS", 100, minimum=1)
 # Wait between batches, ms; at most backfills.models.MAX_PAUSE_MS, well under a stall.
