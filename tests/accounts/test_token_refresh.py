@@ -245,7 +245,7 @@ def test_a_revoked_grant_expires_the_connection_and_emails_once(
 @pytest.mark.django_db
 def test_invalid_grant_after_a_lost_race_is_not_a_revocation(connected_artist, sumup):
     profile = connected_artist()
-    claimed = refresh._claim(profile.pk, only_if_due=True, expiring_within=None)
+    claimed = refresh._claim(profile.pk, only_if_due=True)
     assert claimed is not None
     claim, snapshot = claimed
     ArtistProfile.objects.filter(pk=profile.pk).update(
@@ -595,7 +595,7 @@ def test_a_journaled_answer_is_stored_by_the_next_claim_instead_of_a_call(connec
 def test_a_refused_token_applies_the_journal_before_calling_the_grant_dead(connected_artist, sumup):
     sumup.configure(rotation="always", reject_reuse=True)
     profile = connected_artist()
-    claimed = refresh._claim(profile.pk, only_if_due=True, expiring_within=None)
+    claimed = refresh._claim(profile.pk, only_if_due=True)
     assert claimed is not None
     claim, snapshot = claimed
     answer = journal_answer_as_a_dead_worker(profile, "lapsed-worker")  # spends the token

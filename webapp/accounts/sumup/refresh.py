@@ -133,20 +133,10 @@ _CLAIMED_FIELDS = (
 )
 
 
-def _claim(
-    profile_id: int, *, only_if_due: bool, expiring_within: float | None
-) -> tuple[str, ArtistProfile] | None:
+def _claim(profile_id: int, *, only_if_due: bool) -> tuple[str, ArtistProfile] | None:
     apply_journal(profile_id)
     now = timezone.now()
-    if expiring_within is not None:
-        soon = now + timedelta(seconds=expiring_within)
-        candidates = _refreshable().filter(
-            Q(sumup_expires_at__lte=soon) | Q(sumup_expires_at__isnull=True)
-        )
-    elif only_if_due:
-        candidates = due_profiles(now)
-    else:
-        candidates = _refreshable()
+    candidates = due_profiles(now) if only_if_due else _refreshable()
     claim = uuid.uuid4().hex
     claimed = (
         candidates.filter(pk=profile_id)
@@ -177,17 +167,15 @@ def refresh_profile(
     profile_id: int,
     *,
     only_if_due: bool = True,
-    expiring_within: float | None = None,
     bulk: bool = False,
 ) -> Result:
     """Refresh one artist's tokens now, if no one else is. Safe to call twice.
 
-    By default only a due connection is refreshed (see `due_profiles`); `expiring_within`
-    narrows that to an access token expiring within so many seconds; `only_if_due=False`
+    By default only a due connection is refreshed (see `due_profiles`); `only_if_due=False`
     refreshes any working connection. `bulk` (the sweep's queued refreshes) takes the
     SumUp budget's bulk share, leaving room for on-demand refreshes.
     """
-    claimed = _claim(profile_id, only_if_due=only_if_due, expiring_within=expiring_within)
+    claimed = _claim(profile_id, only_if_due=only_if_due)
     if claimed is None:
         return Result(Outcome.NOT_DUE)
     claim, profile = claimed
