@@ -1,12 +1,14 @@
 """Fixtures for the campaign tests: the fake Brevo API on loopback behind anymail's real
-Brevo backend, a clean rate limiter, and campaigns ready to send."""
+Brevo backend, a clean rate limiter, campaigns ready to send and staff with chosen
+permissions."""
 
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 
-from accounts.models import ArtistProfile
+from accounts.models import ArtistProfile, User
 from campaigns import provider, services
 from campaigns.models import Campaign
 from events import shared_redis
@@ -68,3 +70,20 @@ def started() -> Callable[..., Campaign]:
         return campaign
 
     return start
+
+
+@pytest.fixture
+def staff() -> Callable[..., User]:
+    """`staff(*codenames)`: a logged-in-able staff user who may view campaigns, with
+    these campaign permissions besides."""
+    counter = iter(range(1, 1000))
+
+    def make(*codenames: str) -> User:
+        user = User.objects.create_user(f"staff{next(counter)}", password="x", is_staff=True)
+        perms = Permission.objects.filter(
+            content_type__app_label="campaigns", codename__in=["view_campaign", *codenames]
+        )
+        user.user_permissions.set(perms)
+        return user
+
+    return make

@@ -10,29 +10,12 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import User
 from campaigns import dispatch, services
 from campaigns.models import Campaign, CampaignAction, Recipient
 from campaigns.progress import progress, stall_after
 
 pytestmark = pytest.mark.django_db
 S = Recipient.Status
-
-
-@pytest.fixture
-def staff():
-    """`staff(*codenames)`: a logged-in-able staff user with these campaign permissions."""
-    counter = iter(range(1, 1000))
-
-    def make(*codenames: str) -> User:
-        user = User.objects.create_user(f"staff{next(counter)}", password="x", is_staff=True)
-        perms = Permission.objects.filter(
-            content_type__app_label="campaigns", codename__in=["view_campaign", *codenames]
-        )
-        user.user_permissions.set(perms)
-        return user
-
-    return make
 
 
 def admin_url(name: str, *args: object) -> str:

@@ -72,7 +72,7 @@ def test_a_stalled_campaign_shows_stalled_and_beats_recovery_finishes_it_once_ea
     recovered = campaign.actions.get(action=CampaignAction.Action.RECOVERED)
     assert recovered.detail.endswith("6 send(s) handed out again by a new dispatch chain")
     finished = progress(Campaign.objects.get(pk=campaign.pk))
-    assert (finished.state, finished.stalled, finished.eta_seconds) == ("Done", False, None)
+    assert (finished.state, finished.stalled, finished.eta_seconds) == ("Finished", False, None)
 
 
 def claimed_by_a_dead_worker(campaign: Campaign, profile: ArtistProfile) -> Recipient:

@@ -42,6 +42,9 @@ def site(live_server: Any, make_artist: Any) -> Site:
     artist = make_artist(is_approved=True, display_name="Nina Blue")
     campaign = services.create(Campaign(name="Reconnect", rate_limit=""), actor="test")
     services.start(campaign.pk, actor="test")
+    # Paused, it stays live (its page keeps polling) whether or not a worker of an
+    # earlier test is still consuming: a running one could finish before the page opens.
+    services.pause(campaign.pk, actor="test")
     recipient = Recipient.objects.get(campaign=campaign)
     run = BackfillRun.objects.create(backfill="sumup_connection_status", status="running")
     link = unsubscribe.unsubscribe_url(recipient.pk)

@@ -15,15 +15,29 @@ from django.utils.html import format_html
 
 from campaigns import admin_views, audience, services
 from campaigns.models import Campaign, CampaignAction, Recipient, Suppression
-from campaigns.progress import Progress, progress
+from campaigns.progress import NO_FIGURE, Progress, progress, status_words
 
 
 def _progress(campaign: Campaign) -> Progress:
-    """The campaign's progress, measured once for all the columns of its row."""
+    """The campaign's progress, measured once for all the columns of its row: the same
+    Progress the progress page renders."""
     measured: Progress | None = campaign.__dict__.get("_progress")
     if measured is None:
         measured = campaign.__dict__["_progress"] = progress(campaign)
     return measured
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """The statuses in the words the status column uses."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(value, status_words(value)) for value in Campaign.Status.values]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> QuerySet[Campaign]:
+        return queryset.filter(status=self.value()) if self.value() else queryset
 
 
 class CampaignActionInline(admin.TabularInline[CampaignAction, Campaign]):
@@ -51,7 +65,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
         "created_by",
         "started_at",
     )
-    list_filter = ("status", "kind", "automatic")
+    list_filter = (StatusFilter, "kind", "automatic")
     fields = (
         "name",
         "kind",
@@ -131,13 +145,14 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
 
     @admin.display(description="progress")
     def progress_summary(self, obj: Campaign) -> str:
-        if obj.status == Campaign.Status.DRAFT:
-            return "—"
         now = _progress(obj)
+        if now.would_email is not None:  # a draft: nothing to count yet
+            return NO_FIGURE
         url = reverse("admin:campaigns_campaign_progress", args=[obj.pk])
         return format_html(
-            '<a href="{}">{} sent, {} failed, {} unknown, {} remaining</a>',
+            '<a href="{}">{}{} sent, {} failed, {} unknown, {} remaining</a>',
             url,
+            f"{now.bar_text} · " if now.bar_text else "",
             now.sent,
             now.failed,
             now.unknown,
@@ -158,10 +173,10 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
             route("progress.json", admin_views.progress_json, "progress_json"),
             route("preview", admin_views.preview, "preview"),
             route("preview.html", admin_views.preview_html, "preview_html"),
-            route("start", admin_views.change_status, "start"),
+            route("start", admin_views.confirm_then_change, "start"),
             route("pause", admin_views.change_status, "pause"),
             route("resume", admin_views.change_status, "resume"),
-            route("cancel", admin_views.change_status, "cancel"),
+            route("cancel", admin_views.confirm_then_change, "cancel"),
             *super().get_urls(),
         ]
 

@@ -10,12 +10,18 @@ claim whose worker died (lapsed, still `sending`) is not a send due: recovery is
 settling it with the provider (campaigns.reconcile), and no new chain would move it.
 
 All the figures come from one grouped pass over the campaign's recipients (the pass
-`Campaign.counts` makes, on the campaign/status index) and one over its actions.
+`Campaign.counts` makes, on the campaign/status index) and one over its actions; a
+draft's, from the audience it would email now.
+
+`Progress.as_dict()` is the one payload every view of it renders: the progress page's
+first render and its poll (progress.json) place the same fields by the same rules, its
+texts already written here, so the two never disagree.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +30,7 @@ from django.db.models import Count, Max, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from campaigns import audience
 from campaigns.models import Campaign, CampaignAction, Recipient
 from events.durations import roughly
 from events.rate_limits import PACE_SHARE
@@ -47,10 +54,26 @@ STARTS = (A.STARTED, A.RESUMED)
 RESTARTS = (*STARTS, A.RESENT, A.REQUEUED)
 
 
+# The statuses a campaign may still leave on its own or by staff: its page keeps polling.
+LIVE = (Campaign.Status.RUNNING, Campaign.Status.PAUSED)
+NO_FIGURE = "—"
+
+
+def status_words(status: str) -> str:
+    """A status as staff read it: "Finished", where the stored value says done."""
+    return "Finished" if status == Campaign.Status.DONE else Campaign.Status(status).label
+
+
+def counted(n: int, noun: str) -> str:
+    """A count with its noun: "1 email", "3 emails"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 @dataclass(frozen=True)
 class Progress:
     status: str
-    state: str  # the status as staff read it, e.g. "Stalled — no progress for 4 min"
+    # The status as staff read it, e.g. "Stalled — no progress for 4 min", "Finished".
+    state: str
     total: int
     sent: int
     failed: int
@@ -64,13 +87,53 @@ class Progress:
     eta_seconds: int | None
     stalled: bool
     no_progress_seconds: int | None  # when stalled: since a recipient last moved
+    # The share of the emails to send (recipients less those skipped) that is done, as
+    # the bar shows it; None for no bar: a draft has not begun, and what a cancelled
+    # campaign skipped was never done.
+    bar: float | None
+    would_email: int | None  # a draft: the artists it would email if started now
+    # The changes offered to the reader now: those the status allows that they may make
+    # (set by the admin, `offering`; none otherwise).
+    actions: tuple[str, ...] = ()
 
     @property
     def done_fraction(self) -> float:
         return 1.0 if self.total == 0 else (self.total - self.remaining) / self.total
 
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE
+
+    @property
+    def bar_text(self) -> str:
+        # Rounded down (as `bar` is): 99.6% is not "100% done" while a send is still out.
+        return "" if self.bar is None else f"{int(round(self.bar * 100, 2))}% done"
+
+    @property
+    def eta_text(self) -> str:
+        return NO_FIGURE if self.eta_seconds is None else f"about {roughly(self.eta_seconds)}"
+
+    @property
+    def rate_text(self) -> str:
+        return f"{self.rate_per_second:g}/s"
+
+    @property
+    def pace_text(self) -> str:
+        return f"{self.done_per_second:g} done/s"
+
+    def offering(self, actions: Iterable[str]) -> Progress:
+        return replace(self, actions=tuple(actions))
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "done_fraction": round(self.done_fraction, 4)}
+        return {
+            **asdict(self),
+            "done_fraction": round(self.done_fraction, 4),
+            "live": self.live,
+            "bar_text": self.bar_text,
+            "eta_text": self.eta_text,
+            "rate_text": self.rate_text,
+            "pace_text": self.pace_text,
+        }
 
 
 def stall_after(campaign: Campaign) -> timedelta:
@@ -122,12 +185,12 @@ def progress(campaign: Campaign, *, now: datetime | None = None) -> Progress:
     stalled = running and due > 0 and silent > stall_after(campaign)
     pace = done / max(now - since, RATE_WINDOW).total_seconds()
     eta = round(remaining / pace) if running and not stalled and remaining and pace else None
+    total = sum(counts.values())
+    would_email = _would_email(campaign)
     return Progress(
         status=campaign.status,
-        state=f"Stalled — no progress for {roughly(silent.total_seconds())}"
-        if stalled
-        else campaign.get_status_display(),
-        total=sum(counts.values()),
+        state=_state(campaign, silent if stalled else None, would_email),
+        total=total,
         sent=sum(counts[status] for status in SENT_OR_LATER),
         failed=counts[S.FAILED],
         skipped=counts[S.SKIPPED],
@@ -140,7 +203,35 @@ def progress(campaign: Campaign, *, now: datetime | None = None) -> Progress:
         eta_seconds=eta,
         stalled=stalled,
         no_progress_seconds=int(silent.total_seconds()) if stalled else None,
+        bar=_bar(campaign.status, total - counts[S.SKIPPED], remaining),
+        would_email=would_email,
     )
+
+
+def _would_email(campaign: Campaign) -> int | None:
+    if campaign.status != Campaign.Status.DRAFT:
+        return None
+    found = audience.count(
+        approved_only=campaign.approved_only, include_notified=campaign.include_notified
+    )
+    return found.eligible
+
+
+def _state(campaign: Campaign, stalled_for: timedelta | None, would_email: int | None) -> str:
+    if stalled_for is not None:
+        return f"Stalled — no progress for {roughly(stalled_for.total_seconds())}"
+    if would_email is not None:
+        return f"Draft — not started; {counted(would_email, 'artist')} would be emailed"
+    return status_words(campaign.status)
+
+
+def _bar(status: str, emails: int, remaining: int) -> float | None:
+    if status in (Campaign.Status.DRAFT, Campaign.Status.CANCELLED):
+        return None
+    if status == Campaign.Status.DONE:
+        return 1.0
+    # Four places, rounded down: the last send out is never shown as all done.
+    return 0.0 if emails == 0 else (emails - remaining) * 10_000 // emails / 10_000
 
 
 def _latest_starts(campaign: Campaign) -> tuple[datetime | None, datetime | None]:

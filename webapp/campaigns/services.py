@@ -30,6 +30,26 @@ class CampaignError(Exception):
     """The campaign is not in a state that allows this change."""
 
 
+# The state machine: each change and the statuses it may be made from. The functions
+# below move by it, and the admin offers only what it allows now.
+CHANGES_FROM: dict[str, tuple[str, ...]] = {
+    "start": (Status.DRAFT,),
+    "pause": (Status.RUNNING,),
+    "resume": (Status.PAUSED,),
+    "cancel": (Status.DRAFT, Status.RUNNING, Status.PAUSED),
+}
+
+
+def changes_allowed(campaign: Campaign) -> list[str]:
+    """The changes the campaign's status allows now (the standing campaign is never
+    cancelled: the token refresh's notices go through it)."""
+    return [
+        change
+        for change, from_ in CHANGES_FROM.items()
+        if campaign.status in from_ and not (change == "cancel" and campaign.automatic)
+    ]
+
+
 def create(campaign: Campaign, *, user: Person = None, actor: str = "") -> Campaign:
     """Save a new draft campaign and record who created it."""
     campaign.status = Status.DRAFT
@@ -47,7 +67,7 @@ def start(campaign_id: int, *, user: Person = None, actor: str = "") -> dict[str
     number of recipients queued and skipped."""
     now = timezone.now()
     with transaction.atomic():
-        started = Campaign.objects.filter(pk=campaign_id, status=Status.DRAFT).update(
+        started = Campaign.objects.filter(pk=campaign_id, status__in=CHANGES_FROM["start"]).update(
             status=Status.RUNNING,
             started_at=now,
             started_by=user if isinstance(user, User) else None,
@@ -117,7 +137,7 @@ def pause(campaign_id: int, *, user: Person = None, actor: str = "") -> Campaign
     """Stop handing out sends; those already with a worker finish."""
     return _move(
         campaign_id,
-        from_=(Status.RUNNING,),
+        from_=CHANGES_FROM["pause"],
         to=Status.PAUSED,
         action=Action.PAUSED,
         user=user,
@@ -150,7 +170,7 @@ def resume(campaign_id: int, *, user: Person = None, actor: str = "") -> Campaig
     with transaction.atomic():
         campaign = _move(
             campaign_id,
-            from_=(Status.PAUSED,),
+            from_=CHANGES_FROM["resume"],
             to=Status.RUNNING,
             action=Action.RESUMED,
             user=user,
@@ -170,7 +190,7 @@ def cancel(campaign_id: int, *, user: Person = None, actor: str = "") -> Campaig
             raise CampaignError("the standing campaign of the token refresh can only be paused")
         campaign = _move(
             campaign_id,
-            from_=(Status.DRAFT, Status.RUNNING, Status.PAUSED),
+            from_=CHANGES_FROM["cancel"],
             to=Status.CANCELLED,
             action=Action.CANCELLED,
             user=user,
