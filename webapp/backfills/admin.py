@@ -2,11 +2,16 @@
 cancel / retry as actions. Each needs its own permission, checked here: the admin site
 lets any staff member through to the custom pages. The wait between batches
 (`pause_ms`) slows a run as surely as a pause, so changing it needs the pause
-permission."""
+permission.
+
+Starting and cancelling are confirmed first, on a page that says what they will do in
+numbers (backfills.confirm). Every progress field, in the list and on a run's page, is
+rendered from one payload (backfills.status), which the pages' live poll reads again."""
 
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -14,25 +19,35 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from backfills import control, registry
+from backfills import confirm, control, registry
 from backfills.models import BackfillEvent, BackfillRun
+from backfills.status import actions_now, status_payload
+
+# The buttons a run's page may offer, in order, with the permission each needs; a button
+# shows only while its action applies to the run (the payload's "actions").
+RUN_BUTTONS = (
+    ("pause", "Pause", "pause"),
+    ("resume", "Resume", "start"),
+    ("retry", "Retry from the cursor", "start"),
+    ("cancel", "Cancel…", "cancel"),
+)
+# Set by a run page's buttons: after the action, back to that run's page.
+RETURN_TO_RUN = "return_to_run"
 
 
-def _progress(run: BackfillRun) -> dict[str, Any]:
-    stalled = run.stalled_for()
-    return {
-        "status": run.status,
-        "state": run.state(),
-        "stalled": stalled is not None,
-        "no_progress_seconds": None if stalled is None else int(stalled.total_seconds()),
-        "rows_done": run.rows_done,
-        "rows_total": run.rows_total,
-        "percent": round(run.progress * 100, 1),
-        "rows_per_second": round(run.rows_per_second),
-        "eta_seconds": None if run.eta_seconds is None else round(run.eta_seconds),
-        "batch_size": run.batch_size,
-        "last_error": run.last_error,
-    }
+def _status(run: BackfillRun) -> dict[str, Any]:
+    """The run's payload, read once for all the columns of its row."""
+    payload: dict[str, Any] | None = run.__dict__.get("_status_payload")
+    if payload is None:
+        payload = run.__dict__["_status_payload"] = status_payload(run)
+    return payload
+
+
+def _live(run: BackfillRun, field: str) -> str:
+    """A payload text the page's poll keeps current."""
+    return format_html(
+        '<span data-backfill-run="{}" data-field="{}">{}</span>', run.pk, field, _status(run)[field]
+    )
 
 
 class BackfillEventInline(admin.TabularInline[BackfillEvent, BackfillRun]):
@@ -48,28 +63,57 @@ class BackfillEventInline(admin.TabularInline[BackfillEvent, BackfillRun]):
 
 @admin.register(BackfillRun)
 class BackfillRunAdmin(admin.ModelAdmin[BackfillRun]):
-    list_display = ("backfill", "state", "progress_bar", "throughput", "started_by", "created_at")
+    list_display = ("backfill", "state", "progress_bar", "rate", "eta", "started_by", "created_at")
     list_filter = ("status", "backfill")
     readonly_fields = (
         "backfill",
         "state",
         "progress_bar",
-        "throughput",
-        "cursor",
-        "rows_done",
-        "rows_total",
-        "batches_done",
-        "batch_size",
+        "rate",
+        "eta",
+        "batch_size_now",
+        "batches_done_now",
+        "last_error_now",
         "target_batch_ms",
-        "generation",
-        "heartbeat_at",
-        "last_error",
         "started_by",
         "created_at",
-        "started_at",
-        "finished_at",
+        "started_at_now",
+        "finished_at_now",
+        "cursor_now",
+        "generation_now",
+        "heartbeat_at_now",
     )
-    fields = (*readonly_fields[:2], "progress_bar", "throughput", "pause_ms", *readonly_fields[4:])
+    fieldsets = (
+        (
+            "Progress",
+            {
+                "fields": (
+                    "state",
+                    "progress_bar",
+                    "rate",
+                    "eta",
+                    "batch_size_now",
+                    "batches_done_now",
+                    "last_error_now",
+                )
+            },
+        ),
+        (
+            "Run",
+            {
+                "fields": (
+                    "backfill",
+                    "pause_ms",
+                    "target_batch_ms",
+                    "started_by",
+                    "created_at",
+                    "started_at_now",
+                    "finished_at_now",
+                )
+            },
+        ),
+        ("Internals", {"fields": ("cursor_now", "generation_now", "heartbeat_at_now")}),
+    )
     inlines = [BackfillEventInline]
     actions = ["pause_runs", "resume_runs", "cancel_runs", "retry_runs"]
     change_form_template = "admin/backfills/backfillrun/change_form.html"
@@ -103,30 +147,91 @@ class BackfillRunAdmin(admin.ModelAdmin[BackfillRun]):
         extra = {**(extra_context or {}), "may_start": self.has_start_permission(request)}
         return super().changelist_view(request, extra)
 
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        run = self.get_object(request, object_id)
+        buttons = []
+        if run is not None:
+            offered = actions_now(run)
+            buttons = [
+                {"action": action, "label": label, "now": action in offered}
+                for action, label, permission in RUN_BUTTONS
+                if getattr(self, f"has_{permission}_permission")(request)
+            ]
+        extra = {**(extra_context or {}), "run_buttons": buttons, "return_to_run": RETURN_TO_RUN}
+        return super().change_view(request, object_id, form_url, extra)
+
+    # --- the progress fields, each from the payload ---------------------------------
+
     @admin.display(description="Status", ordering="status")
     def state(self, run: BackfillRun) -> str:
+        # The poll follows the runs whose status it finds active here.
         return format_html(
-            '<span class="backfill-state" data-run="{}">{}</span>', run.pk, run.state()
+            '<span data-backfill-run="{}" data-field="state" data-active="{}">{}</span>',
+            run.pk,
+            "true" if _status(run)["active"] else "false",
+            _status(run)["state"],
         )
 
     @admin.display(description="Progress")
     def progress_bar(self, run: BackfillRun) -> str:
+        now = _status(run)
         return format_html(
-            '<progress class="backfill-progress" data-run="{}" max="100" value="{}"></progress> '
-            '<span class="backfill-percent">{}%</span> ({} / {} rows)',
+            '<progress data-backfill-run="{}" data-field="percent" max="100" value="{}" '
+            'aria-label="Progress of run {}"></progress> {} · {}',
             run.pk,
-            f"{run.progress * 100:.1f}",
-            f"{run.progress * 100:.1f}",
-            f"{run.rows_done:,}",
-            f"{run.rows_total:,}",
+            now["percent"],
+            run.pk,
+            _live(run, "percent_text"),
+            _live(run, "rows_text"),
         )
 
-    @admin.display(description="Rows/s, ETA")
-    def throughput(self, run: BackfillRun) -> str:
-        eta = run.eta_seconds
-        return f"{run.rows_per_second:,.0f} rows/s" + (
-            f", ETA {eta:,.0f}s" if eta is not None else ""
-        )
+    @admin.display(description="Rows/s")
+    def rate(self, run: BackfillRun) -> str:
+        return _live(run, "rate_text")
+
+    @admin.display(description="ETA")
+    def eta(self, run: BackfillRun) -> str:
+        return _live(run, "eta_text")
+
+    @admin.display(description="Batch size")
+    def batch_size_now(self, run: BackfillRun) -> str:
+        return _live(run, "batch_size_text")
+
+    @admin.display(description="Batches done")
+    def batches_done_now(self, run: BackfillRun) -> str:
+        return _live(run, "batches_done_text")
+
+    @admin.display(description="Last error")
+    def last_error_now(self, run: BackfillRun) -> str:
+        return _live(run, "last_error_text")
+
+    @admin.display(description="Started at")
+    def started_at_now(self, run: BackfillRun) -> str:
+        return _live(run, "started_text")
+
+    @admin.display(description="Finished at")
+    def finished_at_now(self, run: BackfillRun) -> str:
+        return _live(run, "finished_text")
+
+    @admin.display(description="Cursor")
+    def cursor_now(self, run: BackfillRun) -> str:
+        return _live(run, "cursor_text")
+
+    @admin.display(description="Generation")
+    def generation_now(self, run: BackfillRun) -> str:
+        return _live(run, "generation_text")
+
+    @admin.display(description="Heartbeat at")
+    def heartbeat_at_now(self, run: BackfillRun) -> str:
+        return _live(run, "heartbeat_text")
+
+    # --- pages ----------------------------------------------------------------------
 
     def get_urls(self) -> list[URLPattern]:
         return [
@@ -140,18 +245,28 @@ class BackfillRunAdmin(admin.ModelAdmin[BackfillRun]):
         ]
 
     def start_view(self, request: HttpRequest) -> HttpResponse:
+        """The backfills there are (GET); what starting one will do, to confirm (GET with
+        `backfill`); the start itself (POST)."""
         if not self.has_start_permission(request):
             return HttpResponse("You may not start backfills.", status=403)
+        name = request.POST.get("backfill") or request.GET.get("backfill", "")
         if request.method == "POST":
             try:
-                run = control.start(request.POST.get("backfill", ""), user=request.user)
+                run = control.start(name, user=request.user)
             except (control.ControlError, LookupError) as exc:
                 self.message_user(request, str(exc), messages.ERROR)
             else:
                 self.message_user(request, f"Started {run}.", messages.SUCCESS)
+                if not self.has_view_permission(request):
+                    return HttpResponseRedirect(reverse("admin:backfills_start"))
                 return HttpResponseRedirect(
                     reverse("admin:backfills_backfillrun_change", args=[run.pk])
                 )
+        elif name:
+            try:
+                return self._confirm_start(request, registry.get(name))
+            except LookupError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
         rows = [
             {"backfill": backfill, "active": control.active_run(backfill.name)}
             for backfill in registry.all_backfills()
@@ -159,16 +274,37 @@ class BackfillRunAdmin(admin.ModelAdmin[BackfillRun]):
         context = {
             **self.admin_site.each_context(request),
             "title": "Start a backfill",
+            "opts": self.opts,
+            "has_view_permission": self.has_view_permission(request),
             "rows": rows,
         }
         return TemplateResponse(request, "admin/backfills/backfillrun/start.html", context)
 
+    def _confirm_start(self, request: HttpRequest, backfill: registry.Backfill) -> HttpResponse:
+        active = control.active_run(backfill.name)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Start {backfill.name}?",
+            "opts": self.opts,
+            "has_view_permission": self.has_view_permission(request),
+            "backfill": backfill,
+            "active": active,
+            "consequence": None if active else confirm.of_start(backfill),
+        }
+        return TemplateResponse(
+            request, "admin/backfills/backfillrun/start_confirmation.html", context
+        )
+
     def progress_view(self, request: HttpRequest, run_id: int) -> JsonResponse:
         if not self.has_view_permission(request):
             return JsonResponse({"error": "forbidden"}, status=403)
-        return JsonResponse(_progress(get_object_or_404(BackfillRun, pk=run_id)))
+        return JsonResponse(status_payload(get_object_or_404(BackfillRun, pk=run_id)))
 
-    def _apply(self, request: HttpRequest, runs: QuerySet[BackfillRun], action: str) -> None:
+    # --- actions --------------------------------------------------------------------
+
+    def _apply(
+        self, request: HttpRequest, runs: QuerySet[BackfillRun], action: str
+    ) -> HttpResponse | None:
         done = 0
         for run in runs:
             try:
@@ -178,19 +314,63 @@ class BackfillRunAdmin(admin.ModelAdmin[BackfillRun]):
                 self.message_user(request, str(exc), messages.WARNING)
         if done:
             self.message_user(request, f"{action.capitalize()}: {done} run(s).", messages.SUCCESS)
+        return self._back_to_run(request, runs)
+
+    def _back_to_run(
+        self, request: HttpRequest, runs: QuerySet[BackfillRun]
+    ) -> HttpResponse | None:
+        """From a run's own page, back there; else the list (the admin's default)."""
+        if request.POST.get(RETURN_TO_RUN) and len(runs) == 1:
+            return HttpResponseRedirect(
+                reverse("admin:backfills_backfillrun_change", args=[runs[0].pk])
+            )
+        return None
+
+    def _confirm_cancel(
+        self, request: HttpRequest, runs: QuerySet[BackfillRun]
+    ) -> HttpResponse | None:
+        cancellable = [run for run in runs if run.status in control.ALLOWED_FROM["cancel"]]
+        for run in runs:
+            if run not in cancellable:
+                self.message_user(
+                    request,
+                    f"Run #{run.pk} ({run.get_status_display().lower()}) cannot be "
+                    "cancelled: only a pending, running or paused run can.",
+                    messages.WARNING,
+                )
+        if not cancellable:
+            return self._back_to_run(request, runs)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Cancel backfill runs?" if len(cancellable) > 1 else "Cancel this run?",
+            "opts": self.opts,
+            "runs": [(run, confirm.of_cancel(run)) for run in cancellable],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "return_to_run": RETURN_TO_RUN if request.POST.get(RETURN_TO_RUN) else "",
+            "back_url": (
+                reverse("admin:backfills_backfillrun_change", args=[cancellable[0].pk])
+                if request.POST.get(RETURN_TO_RUN)
+                else reverse("admin:backfills_backfillrun_changelist")
+            ),
+        }
+        return TemplateResponse(
+            request, "admin/backfills/backfillrun/cancel_confirmation.html", context
+        )
 
     @admin.action(description="Pause selected runs", permissions=["pause"])
-    def pause_runs(self, request: HttpRequest, runs: QuerySet[BackfillRun]) -> None:
-        self._apply(request, runs, "pause")
+    def pause_runs(self, request: HttpRequest, runs: QuerySet[BackfillRun]) -> HttpResponse | None:
+        return self._apply(request, runs, "pause")
 
     @admin.action(description="Resume selected runs", permissions=["start"])
-    def resume_runs(self, request: HttpRequest, runs: QuerySet[BackfillRun]) -> None:
-        self._apply(request, runs, "resume")
+    def resume_runs(self, request: HttpRequest, runs: QuerySet[BackfillRun]) -> HttpResponse | None:
+        return self._apply(request, runs, "resume")
 
-    @admin.action(description="Cancel selected runs", permissions=["cancel"])
-    def cancel_runs(self, request: HttpRequest, runs: QuerySet[BackfillRun]) -> None:
-        self._apply(request, runs, "cancel")
+    @admin.action(description="Cancel selected runs…", permissions=["cancel"])
+    def cancel_runs(self, request: HttpRequest, runs: QuerySet[BackfillRun]) -> HttpResponse | None:
+        if request.POST.get("post") != "yes":  # not yet confirmed
+            return self._confirm_cancel(request, runs)
+        return self._apply(request, runs, "cancel")
 
     @admin.action(description="Retry selected failed runs from their cursor", permissions=["start"])
-    def retry_runs(self, request: HttpRequest, runs: QuerySet[BackfillRun]) -> None:
-        self._apply(request, runs, "retry")
+    def retry_runs(self, request: HttpRequest, runs: QuerySet[BackfillRun]) -> HttpResponse | None:
+        return self._apply(request, runs, "retry")

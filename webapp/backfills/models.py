@@ -80,7 +80,9 @@ class BackfillRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.backfill} #{self.pk} ({self.status})"
+        # No status here: a page's title and breadcrumbs would show it frozen beside the
+        # live status (backfills.status).
+        return f"{self.backfill} #{self.pk}"
 
     @property
     def is_active(self) -> bool:

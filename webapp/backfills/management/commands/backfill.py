@@ -3,10 +3,11 @@ import time
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from backfills import control, engine, registry
 from backfills.models import BackfillRun, RunStatus
+from backfills.status import NOTHING, status_payload
 from events.commands import ProjectCommand
 from events.options import whole_number
 
@@ -14,11 +15,13 @@ POLL_SECONDS = 0.5
 
 
 def _describe(run: BackfillRun) -> str:
-    eta = run.eta_seconds
+    """The run in one line (two with its last error), in the admin's words."""
+    now = status_payload(run)
     return (
-        f"run #{run.pk} {run.backfill}: {run.status}, {run.rows_done:,}/{run.rows_total:,} rows "
-        f"({run.progress:.1%}), batch {run.batch_size:,} rows, {run.rows_per_second:,.0f} rows/s"
-        + (f", ETA {eta:,.0f}s" if eta is not None else "")
+        f"run #{run.pk} {run.backfill}: {now['state']}, {now['rows_text']} "
+        f"({now['percent_text']}), batch {now['batch_size_text']}"
+        + ("" if now["rate_text"] == NOTHING else f", {now['rate_text']}")
+        + ("" if now["eta_text"] == NOTHING else f", ETA {now['eta_text']}")
         + (f"\n  last error: {run.last_error}" if run.last_error else "")
     )
 
@@ -67,9 +70,10 @@ class Command(ProjectCommand):
                 run.events.filter(action=action).update(detail=who)
         except control.ControlError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(_describe(run))
         if options.get("wait"):
             self._follow(run)
+        else:
+            self.stdout.write(_describe(run))
 
     def _list(self) -> None:
         for backfill in registry.all_backfills():
@@ -97,18 +101,34 @@ class Command(ProjectCommand):
         return control.start(backfill.name, batch_size=size, detail=who)
 
     def _follow(self, run: BackfillRun) -> None:
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, transient=True) as progress:
-            bar = progress.add_task(run.backfill, total=max(1, run.rows_total))
-            while run.is_active:
-                progress.update(bar, completed=run.rows_done, total=max(1, run.rows_total))
-                time.sleep(POLL_SECONDS)
-                run.refresh_from_db()
+        """The run as it is; while it is active, a bar from where it is now to its end and
+        then its last line. The bar's texts are the admin's (backfills.status)."""
         self.stdout.write(_describe(run))
+        if run.is_active:
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[rows]} · {task.fields[rate]} · ETA {task.fields[eta]}"),
+            )
+            with Progress(*columns, transient=True) as progress:
+                bar = progress.add_task(**self._bar_fields(run))
+                while run.is_active:
+                    time.sleep(POLL_SECONDS)
+                    run.refresh_from_db()
+                    progress.update(bar, **self._bar_fields(run))
+            self.stdout.write(_describe(run))
         if run.status != RunStatus.SUCCEEDED:
             raise CommandError(f"run #{run.pk} ended {run.status}")
+
+    @staticmethod
+    def _bar_fields(run: BackfillRun) -> dict[str, Any]:
+        now = status_payload(run)
+        return {
+            "description": f"{run.backfill}: {now['state']}",
+            "completed": now["percent"],
+            "total": 100,
+            "rows": now["rows_text"],
+            "rate": now["rate_text"],
+            "eta": now["eta_text"],
+        }

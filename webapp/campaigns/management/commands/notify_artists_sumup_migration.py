@@ -1,17 +1,18 @@
 import getpass
 import time
+from argparse import ArgumentTypeError
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 from django.urls import reverse
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, Progress, TextColumn
 
 from campaigns import audience, services
 from campaigns.messages import build
 from campaigns.models import Campaign
 from campaigns.progress import progress
-from events.commands import ProjectCommand
+from events.commands import BAD_USAGE, ProjectCommand
 from events.options import rate_or_unlimited
 
 POLL_SECONDS = 1.0
@@ -55,6 +56,7 @@ class Command(ProjectCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        rate = _checked_rate(options["rate"])
         approved_only, resend = options["approved_only"], options["resend"]
         found = audience.count(approved_only=approved_only, include_notified=resend)
         scope = "approved artists" if approved_only else "artists"
@@ -67,7 +69,6 @@ class Command(ProjectCommand):
         if options["dry_run"]:
             self._show_sample(approved_only=approved_only, resend=resend)
             return
-        rate = options["rate"]
         actor = f"manage.py notify_artists_sumup_migration ({getpass.getuser()})"
         name = "SumUp reconnect" + (" (approved artists)" if approved_only else "")
         draft = Campaign(
@@ -99,24 +100,27 @@ class Command(ProjectCommand):
 
     def _wait(self, campaign: Campaign) -> None:
         last_change, last_remaining = time.monotonic(), -1
+        # The bar counts the emails to send; a skipped recipient is never one of them,
+        # so it is counted beside the bar, not in it.
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
+            TextColumn("{task.fields[emails]}{task.fields[detail]}"),
         )
         with Progress(*columns, console=None, transient=False) as bar:
-            task = bar.add_task("sending", total=None, detail="")
+            task = bar.add_task("sending", total=None, emails="", detail="")
             while True:
                 campaign.refresh_from_db()
                 now = progress(campaign)
                 eta = "" if now.eta_seconds is None else f", ETA {now.eta_seconds} s"
+                to_send = now.total - now.skipped
                 bar.update(
                     task,
-                    total=now.total,
-                    completed=now.total - now.remaining,
+                    total=to_send,
+                    completed=to_send - now.remaining,
                     description=campaign.status,
-                    detail=f"sent {now.sent} failed {now.failed} unknown {now.unknown} "
+                    emails=f"{to_send - now.remaining}/{to_send} emails · ",
+                    detail=f"sent {now.sent}, failed {now.failed}, unknown {now.unknown}; "
                     f"skipped {now.skipped} · {now.rate_per_second}/s{eta}",
                 )
                 if campaign.status in (Campaign.Status.DONE, Campaign.Status.CANCELLED):
@@ -136,3 +140,14 @@ class Command(ProjectCommand):
                 f"{now.failed} email(s) failed and {now.unknown} have an unknown outcome; "
                 "see the campaign's recipients in the admin."
             )
+
+
+def _checked_rate(rate: str) -> str:
+    """--rate as the parser checks it from the command line; checked again here, before
+    anything is read or sent, for a caller that passed it straight in (call_command)."""
+    if not rate:
+        return rate  # "" is what the parser makes of "unlimited"
+    try:
+        return rate_or_unlimited(rate)
+    except ArgumentTypeError as exc:
+        raise CommandError(f"argument --rate: {exc}", returncode=BAD_USAGE) from None
