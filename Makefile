@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-quick lint setup clean
+.PHONY: run logins test bench bench-quick lint setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
@@ -18,6 +18,10 @@ setup: $(STAMP)
 
 run: $(STAMP)
 	scripts/run-local
+
+# The local run's logins again, without changing anything.
+logins: $(STAMP)
+	@DEBUG=true $(PY) webapp/manage.py seed_demo --show
 
 test: $(STAMP)
 	scripts/test

@@ -295,7 +295,9 @@ def test_disconnect_clears_the_connection_and_tells_the_artist_how_to_revoke(
     browser, artist, sumup, mailoutbox, django_capture_on_commit_callbacks
 ):
     connect(browser, sumup)
-    assert browser.get("/accounts/sumup/disconnect/").status_code == 405
+    # A GET only asks; the page's POST disconnects.
+    assert browser.get("/accounts/sumup/disconnect/").status_code == 200
+    assert reload(artist).is_sumup_connected
     with django_capture_on_commit_callbacks(execute=True):
         response = browser.post("/accounts/sumup/disconnect/", follow=True)
     assert "SumUp disconnected" in response.text

@@ -124,7 +124,7 @@ def test_readyz_answers_when_redis_and_the_broker_hang(
 @pytest.mark.django_db(transaction=True)
 def test_readyz_is_503_while_a_migration_is_unapplied(client, project_worker, fresh_heartbeat):
     recorder = MigrationRecorder(connection)
-    # The app's last migration in the graph (numbers do not give the order: 0005 is last).
+    # The app's last migration in the graph (numbers do not give the order: 0005 comes after 0007).
     [(app, name)] = MigrationLoader(connection).graph.leaf_nodes("accounts")
     recorder.record_unapplied(app, name)
     try:

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.template.loader import render_to_string
 
 from accounts.models import ArtistProfile
-from accounts.sumup.connection import NEEDS_CONNECTION
+from accounts.sumup.connection import NEEDS_CONNECTION, ConnectionStatus
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,32 @@ def audience(*, approved_only: bool) -> QuerySet[ArtistProfile]:
     return profiles.select_related("user").order_by("pk")
 
 
+# What happened to the artist's connection, said as they would say it: never "token". An
+# artist connected since the campaign began reads the first, the campaign's reason to write.
+WHAT_HAPPENED: dict[str, str] = {
+    ConnectionStatus.NOT_CONNECTED: (
+        "Jersey Events now takes ticket payments through each artist's own SumUp account, "
+        "and yours is not connected yet."
+    ),
+    ConnectionStatus.EXPIRED: (
+        "SumUp needs you to reconnect your account so ticket buyers can keep paying by card."
+    ),
+    ConnectionStatus.ERROR: (
+        "We could not reach your SumUp account, so ticket buyers cannot pay you by card "
+        "until you reconnect it."
+    ),
+}
+
+
 def render_reconnect_message(profile: ArtistProfile) -> RenderedMessage:
     context = {
         "display_name": profile.display_name or profile.user.get_username(),
         "dashboard_url": f"{settings.SITE_URL}/accounts/dashboard/",
-        "status": profile.get_sumup_connection_status_display(),
+        "what_happened": WHAT_HAPPENED.get(
+            profile.sumup_status, WHAT_HAPPENED[ConnectionStatus.NOT_CONNECTED]
+        ),
+        # An artist whose connection lapsed reconnects; one never connected connects.
+        "reconnect": profile.sumup_status in (ConnectionStatus.EXPIRED, ConnectionStatus.ERROR),
     }
     subject = render_to_string("accounts/email/sumup_reconnect_subject.txt", context).strip()
     return RenderedMessage(

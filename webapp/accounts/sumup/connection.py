@@ -15,7 +15,8 @@ from accounts.fields import EncryptedTextField
 class ConnectionStatus(models.TextChoices):
     NOT_CONNECTED = "not_connected", "Not connected"
     CONNECTED = "connected", "Connected"
-    EXPIRED = "expired", "Token expired"
+    # Named for what it asks of the artist: staff pass it on, and "token" tells artists nothing.
+    EXPIRED = "expired", "Needs reconnecting"
     ERROR = "error", "Connection error"
 
 

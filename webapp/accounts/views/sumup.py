@@ -1,4 +1,5 @@
-"""The artist's side of the SumUp authorization-code flow: start, callback, pick, disconnect."""
+"""The artist's side of the SumUp authorization-code flow: start, callback, pick, and
+disconnect (asked first: it stops card payments)."""
 
 import logging
 import re
@@ -12,9 +13,9 @@ from django.urls import reverse
 from django.utils.csp import CSP
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csp import csp_override
-from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 
-from accounts.models import ArtistProfile
+from accounts.models import ArtistProfile, ConnectionStatus
 from accounts.sumup import client, oauth_flow
 from accounts.sumup.client import Membership, SumUpError
 from accounts.sumup.linking import MerchantAlreadyLinked, connect_merchant, disconnect_merchant
@@ -202,12 +203,15 @@ def choose_merchant(request: HttpRequest, profile: ArtistProfile) -> HttpRespons
     return _finish(request, profile, token, chosen, choice["next_url"])
 
 
-@require_POST
+@require_http_methods(["GET", "HEAD", "POST"])
 @artist_required
 def disconnect(request: HttpRequest, profile: ArtistProfile) -> HttpResponse:
-    if profile.sumup_connection_status == "not_connected" and not profile.sumup_access_token:
+    """GET asks first, saying what disconnecting costs; only the page's POST disconnects."""
+    if profile.sumup_status == ConnectionStatus.NOT_CONNECTED and not profile.sumup_access_token:
         messages.info(request, "SumUp was not connected.")
         return _to_dashboard()
+    if request.method != "POST":
+        return render(request, "accounts/sumup_disconnect.html", {"profile": profile})
     disconnect_merchant(profile_id=profile.pk)
     messages.success(
         request,
