@@ -20,7 +20,13 @@ __all__ = ["app"]
 # Before Celery reads them: a bad setting ends `celery -A jobs worker|beat` with one line.
 settings_or_exit()
 
-app.conf.include = ["jobs.health", "jobs.token_refresh", "jobs.backfills", "jobs.campaigns"]
+app.conf.include = [
+    "jobs.health",
+    "jobs.token_refresh",
+    "jobs.backfills",
+    "jobs.campaigns",
+    "jobs.overview",
+]
 
 
 @setup_logging.connect

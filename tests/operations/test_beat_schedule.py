@@ -38,7 +38,12 @@ def _healthcheck_fails(capsys: pytest.CaptureFixture[str]) -> str:
 def test_beat_installs_every_entry_with_its_interval_and_records_its_start(heartbeat_redis):
     HeartbeatScheduler(app=app)
 
-    assert set(SCHEDULE) == {"sumup-token-refresh-sweep", "campaigns-recover", "backfills-recover"}
+    assert set(SCHEDULE) == {
+        "sumup-token-refresh-sweep",
+        "campaigns-recover",
+        "backfills-recover",
+        "connections-history",
+    }
     for name, entry in SCHEDULE.items():
         task = _task(name)
         assert task.enabled

@@ -71,7 +71,7 @@ def test_the_scheduler_writes_at_most_every_30_seconds(heartbeat_redis):
 def test_beat_started_as_the_procfile_starts_it_sends_every_entry(tmp_path, heartbeat_redis):
     # Only the intervals come from the environment, short enough to watch two rounds.
     intervals = {"SUMUP_REFRESH_SWEEP_INTERVAL": "10", "CAMPAIGNS_RECOVER_INTERVAL": "2"}
-    intervals["BACKFILLS_RECOVER_INTERVAL"] = "2"
+    intervals["BACKFILLS_RECOVER_INTERVAL"] = intervals["CONNECTION_HISTORY_INTERVAL"] = "2"
     log = tmp_path / "beat.log"
     with log.open("wb") as output:
         beat = subprocess.Popen(

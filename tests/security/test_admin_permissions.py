@@ -293,6 +293,11 @@ def _model_pages(model: type[Model]) -> list[Page]:
 PAGES = [
     *(page for model in FACTORIES for page in _model_pages(model)),
     Page("admin index", ANYONE, lambda w: reverse("admin:index")),
+    # Any member of staff; each section only with its model's view (operations.overview).
+    Page("overview", ANYONE, lambda w: reverse("overview:page")),
+    Page(
+        "overview refresh state", viewers(ArtistProfile), lambda w: reverse("overview:refresh_json")
+    ),
     *(
         Page(name, CUSTOM_URLS[f"campaigns_campaign_{name}"], url)
         for name, url in (

@@ -295,6 +295,8 @@ CELERY_BEAT_SCHEDULER = "jobs.heartbeat:HeartbeatScheduler"
 CELERY_BEAT_SYNC_EVERY = 1  # record each entry's last run as it is sent, not minutes later
 CAMPAIGNS_RECOVER_INTERVAL = env_int("CAMPAIGNS_RECOVER_INTERVAL", 60, minimum=1)  # seconds
 BACKFILLS_RECOVER_INTERVAL = env_int("BACKFILLS_RECOVER_INTERVAL", 60, minimum=1)  # seconds
+# How often beat counts SumUp connections by status, kept per day for the staff overview.
+CONNECTION_HISTORY_INTERVAL = env_int("CONNECTION_HISTORY_INTERVAL", 3600, minimum=1)  # seconds
 
 # --- SumUp ---
 SUMUP_CLIENT_ID = env_str("SUMUP_CLIENT_ID")  # both required when DEBUG is off (above)
@@ -358,6 +360,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         ("sumup-token-refresh-sweep", "jobs.token_refresh.sweep", SUMUP_REFRESH_SWEEP_INTERVAL),
         ("campaigns-recover", "jobs.campaigns.recover", CAMPAIGNS_RECOVER_INTERVAL),
         ("backfills-recover", "jobs.backfills.recover", BACKFILLS_RECOVER_INTERVAL),
+        ("connections-history", "jobs.overview.record_connections", CONNECTION_HISTORY_INTERVAL),
     ]
 }
 

@@ -25,3 +25,5 @@ CAMPAIGN = TimeLimit(hard=60, soft=45)
 REFRESH_SWEEP = TimeLimit(hard=300)
 REFRESH_DISPATCH = TimeLimit(hard=60, soft=50)
 REFRESH_ARTIST = TimeLimit(hard=90, soft=60)
+# Counting connections by status: one grouped query and an upsert.
+CONNECTION_HISTORY = TimeLimit(hard=60, soft=50)

@@ -40,3 +40,6 @@ class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):  # type: ignore[misc]
 
 admin.site.unregister(PeriodicTask)
 admin.site.register(PeriodicTask, PeriodicTaskAdmin)
+
+# The admin's home page, with the way to the staff overview (operations.overview) on top.
+admin.site.index_template = "operations/overview/admin_index.html"
