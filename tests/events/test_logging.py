@@ -80,3 +80,28 @@ def test_it_redacts_extra_fields_that_the_json_format_writes():
         "kwargs": {"code": REDACTED},
         "n": 3,
     }
+
+
+def test_it_keeps_request_lines_with_an_address_out_of_a_debug_log():
+    # A provider lookup by address (campaigns.reconcile) with LOG_LEVEL=DEBUG: urllib3
+    # would write the request line, query string and all.
+    code = (
+        "import logging, logging.config, threading, requests;"
+        "from http.server import HTTPServer, BaseHTTPRequestHandler;"
+        "from events.logging import build_logging;"
+        "logging.config.dictConfig(build_logging(level='DEBUG', json_format=False, log_file=''));"
+        "H = type('H', (BaseHTTPRequestHandler,), {"
+        "'do_GET': lambda s: (s.send_response(200), s.end_headers()),"
+        "'log_message': lambda s, *a: None});"
+        "server = HTTPServer(('127.0.0.1', 0), H);"
+        "threading.Thread(target=server.handle_request, daemon=True).start();"
+        "requests.get(f'http://127.0.0.1:{server.server_port}/v3/smtp/emails"
+        "?email=artist@example.com', timeout=5);"
+        "logging.getLogger('campaigns').debug('looked the send up')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG campaigns looked the send up" in result.stderr
+    assert "artist@example.com" not in result.stderr

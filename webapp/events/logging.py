@@ -166,5 +166,9 @@ def build_logging(*, level: str, json_format: bool, log_file: str) -> dict[str, 
             # Login throttling says INFO on every login; its failures and lockouts are
             # warnings.
             "axes": {"level": "WARNING" if level != "DEBUG" else "DEBUG"},
+            # At DEBUG urllib3 writes every request line, query string and all: an
+            # artist's address in the email provider's log lookup (campaigns.reconcile).
+            # Never below INFO, whatever LOG_LEVEL says.
+            "urllib3": {"level": "INFO" if level == "DEBUG" else level},
         },
     }
