@@ -5,31 +5,23 @@ Every page of ours on the way passes axe-core with nothing serious or critical, 
 wider than the window and breaks no Content-Security-Policy; a screenshot of each is
 left in artifacts/screenshots/ (git-ignored) for a person to look at."""
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
-from django.db import connections
 from playwright.sync_api import Browser, Page, Route, expect
 
 from accounts.models import ArtistProfile
 
 if TYPE_CHECKING:
-    from tests.support.accessibility import serious_violations
-    from tests.support.browser import CspViolations, chromium
+    from tests.support.walk import PASSWORD, Visit, off_the_event_loop
 else:
-    from support.accessibility import serious_violations
-    from support.browser import CspViolations, chromium
+    from support.walk import PASSWORD, Visit, off_the_event_loop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PASSWORD = "correct horse battery staple"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-WIDTHS = {"desktop": 1400, "phone": 390}
 CONSEQUENCE = "Ticket sales will stop taking card payments until you reconnect."
 FIRST_MERCHANT = "MH4H92C7"  # the one merchant of the fake SumUp's first login
 TWO_ACCOUNTS = "two-accounts@example.com"
@@ -59,70 +51,9 @@ def site(live_server: Any, make_artist: Any, sumup: Any, settings: Any) -> Site:
 
 
 @pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(params=sorted(WIDTHS), ids=str)
-def width(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
-def off_the_event_loop[T](query: Callable[[], T]) -> T:
-    """Run an ORM query in a plain thread: Playwright's sync API keeps an event loop
-    running in the test's thread, where Django refuses (and would leak) connections."""
-
-    def run() -> T:
-        try:
-            return query()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
-
-
-class Walk:
-    """One browser window at one width; each page of ours is screenshotted and checked,
-    and what is wrong is gathered so that one run reports every page's faults together."""
-
-    def __init__(self, browser: Browser, site: Site, width: str) -> None:
-        self.width = width
-        self.context = browser.new_context(
-            base_url=site.url, viewport={"width": WIDTHS[width], "height": 900}
-        )
-        self.csp = CspViolations(self.context)
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(15_000)
-        self.faults: list[str] = []
-
-    def screenshot(self, name: str) -> None:
-        self.page.wait_for_load_state("load")
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"walk-{name}-{self.width}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-
-    def check(self, name: str) -> None:
-        self.screenshot(name)
-        self.faults += [f"{name}: {problem}" for problem in serious_violations(self.page)]
-        overflow: int = self.page.evaluate(
-            "() => document.scrollingElement.scrollWidth - window.innerWidth"
-        )
-        if overflow > 0:
-            self.faults.append(f"{name}: {overflow} px wider than the window")
-
-    def assert_no_faults(self) -> None:
-        assert self.faults == [], "\n".join(self.faults)
-        self.csp.assert_none()
-
-
-@pytest.fixture
-def walk(site: Site, browser: Browser, width: str) -> Iterator[Walk]:
-    opened = Walk(browser, site, width)
-    yield opened
-    opened.context.close()
+def walk(site: Site, browser: Browser, width: str) -> Iterator[Visit]:
+    with Visit(browser, site.url, width, prefix="walk-") as opened:
+        yield opened
 
 
 def naming_no_merchant(route: Route) -> None:
@@ -143,7 +74,7 @@ def stored(artist: ArtistProfile) -> ArtistProfile:
     return off_the_event_loop(lambda: ArtistProfile.objects.get(pk=artist.pk))
 
 
-def connect_on_sumup(page: Page, walk: Walk, step: str, login: str | None = None) -> None:
+def connect_on_sumup(page: Page, walk: Visit, step: str, login: str | None = None) -> None:
     """From the dashboard, through our connect page and the fake SumUp's consent page."""
     page.click("#sumup-connect")
     expect(page.locator("h1")).to_have_text("Connect your SumUp account")
@@ -158,7 +89,7 @@ def connect_on_sumup(page: Page, walk: Walk, step: str, login: str | None = None
 
 
 def test_it_walks_an_artist_through_connecting_disconnecting_and_reconnecting(
-    site: Site, walk: Walk
+    site: Site, walk: Visit
 ):
     page = walk.page
     status = page.locator("#sumup-status")

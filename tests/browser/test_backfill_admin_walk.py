@@ -6,32 +6,24 @@ nothing serious or critical on any page, no page breaks its Content-Security-Pol
 wider than the phone, and each page is left as a screenshot in artifacts/screenshots/."""
 
 import re
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from django.db import connections
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from accounts.models import ArtistProfile, User
 from backfills.models import BackfillRun, RunStatus
 
 if TYPE_CHECKING:
-    from tests.support.accessibility import horizontal_overflow, serious_violations
-    from tests.support.browser import CspViolations, chromium
+    from tests.support.walk import PASSWORD, Visit, off_the_event_loop
 else:
-    from support.accessibility import horizontal_overflow, serious_violations
-    from support.browser import CspViolations, chromium
+    from support.walk import PASSWORD, Visit, off_the_event_loop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NAME = "sumup_connection_status"
 ROWS = 1_500
-PASSWORD = "correct horse battery staple"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-WIDTHS = {"desktop": 1400, "phone": 390}
 POLL_TIMEOUT_MS = 30_000  # a poll every 2 s; a busy machine may be slower
 
 # Every live field of the run's page, read at one instant (between two of its scripts'
@@ -53,20 +45,6 @@ READ_FIELDS = """() => {
   };
 }"""
 ROWS_OF = re.compile(r"^([\d,]+) of ([\d,]+) rows$")
-
-
-def off_the_event_loop[T](query: Callable[[], T]) -> T:
-    """Run an ORM query in a plain thread: Playwright's sync API keeps an event loop
-    running in the test's thread, where Django refuses (and would leak) connections."""
-
-    def run() -> T:
-        try:
-            return query()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
 
 
 def disagreements(seen: dict[str, Any]) -> list[str]:
@@ -100,33 +78,8 @@ def disagreements(seen: dict[str, Any]) -> list[str]:
     return [f"{problem}: {seen}" for problem in wrong]
 
 
-class Visit:
-    """One browser window at one width; each page seen is screenshotted and checked."""
-
-    def __init__(self, browser: Browser, url: str, width: str) -> None:
-        self.width = width
-        self.context = browser.new_context(
-            base_url=url, viewport={"width": WIDTHS[width], "height": 900}
-        )
-        self.csp = CspViolations(self.context)
-        self.page: Page = self.context.new_page()
-        self.page.set_default_timeout(15_000)
-        self.faults: list[str] = []
-
-    def check(self, name: str) -> None:
-        page = self.page
-        page.wait_for_load_state("load")
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{self.width}.png"), full_page=True)
-        self.faults += [f"{name}: CSP: {seen}" for seen in self.csp.seen]
-        self.faults += [f"{name}: {problem}" for problem in serious_violations(page)]
-        # axe-core adds <style> elements of its own while it measures, which the policy
-        # blocks: those are the check's, not the page's, and are let go.
-        page.wait_for_timeout(300)
-        self.csp.seen.clear()
-        overflow = horizontal_overflow(page)
-        if self.width == "phone" and overflow:
-            self.faults.append(f"{name}: {overflow} px wider than the phone's screen")
+class RunVisit(Visit):
+    """A visit that reads a run's page as its poll renders it."""
 
     def reading(self, after: int | None = None) -> dict[str, Any]:
         """The run page's fields: as first rendered, or once its poll has rendered a
@@ -152,12 +105,6 @@ class Visit:
         page.click(f"#start-{NAME}")
 
 
-@pytest.fixture(params=sorted(WIDTHS), ids=str)
-def width(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
 @pytest.fixture
 def staff_site(live_server: Any, legacy_artists: Any, settings: Any, project_worker: Any) -> str:
     """Rows for the backfill and a superuser, made before the browser starts (Playwright's
@@ -174,21 +121,16 @@ def staff_site(live_server: Any, legacy_artists: Any, settings: Any, project_wor
 
 
 @pytest.fixture
-def visit(staff_site: str, width: str) -> Iterator[Visit]:
-    with chromium() as browser:
-        opened = Visit(browser, staff_site, width)
+def visit(staff_site: str, browser: Browser, width: str) -> Iterator[RunVisit]:
+    with RunVisit(browser, staff_site, width) as opened:
         yield opened
-        opened.context.close()
 
 
 def test_it_lets_staff_start_watch_and_cancel_a_backfill_with_confirmations(
-    visit: Visit, settings: Any
+    visit: RunVisit, settings: Any
 ):
     page = visit.page
-    page.goto("/admin/login/?next=/admin/backfills/backfillrun/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", PASSWORD)
-    page.click("[type=submit]")
+    visit.log_in("/admin/login/?next=/admin/backfills/backfillrun/", "root")
     expect(page.locator("#result_list, .paginator").first).to_be_visible()
     visit.check("backfills-empty")
 
@@ -252,4 +194,4 @@ def test_it_lets_staff_start_watch_and_cancel_a_backfill_with_confirmations(
         ArtistProfile.objects.filter(sumup_connection_status__isnull=True).count
     )
     assert second.rows_done < ROWS and left == ROWS - second.rows_done, "the rest untouched"
-    assert visit.faults == [], "\n".join(visit.faults)
+    visit.assert_no_faults()

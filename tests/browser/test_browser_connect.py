@@ -3,44 +3,20 @@ against the live Django server and the fake SumUp, both on loopback. No page may
 its Content-Security-Policy on the way."""
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from django.db import connections
 from playwright.sync_api import Browser, Page, expect
 
 from accounts.models import ArtistProfile
 
 if TYPE_CHECKING:
-    from tests.support.browser import CspViolations, chromium
+    from tests.support.browser import CspViolations
+    from tests.support.walk import PASSWORD, off_the_event_loop
 else:
-    from support.browser import CspViolations, chromium
-
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture(name="chromium")
-def chromium_browser() -> Iterator[Browser]:
-    # Function-scoped: Playwright's event loop must be gone before the test database is
-    # flushed, or Django refuses ORM calls from a thread with a running loop.
-    with chromium() as browser:
-        yield browser
-
-
-def off_the_event_loop[T](query: Callable[[], T]) -> T:
-    """Run an ORM query in a plain thread: Playwright's sync API keeps an event loop
-    running in the test's thread, where Django refuses (and would leak) connections."""
-
-    def run() -> T:
-        try:
-            return query()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
+    from support.browser import CspViolations
+    from support.walk import PASSWORD, off_the_event_loop
 
 
 @pytest.fixture
@@ -49,8 +25,8 @@ def artist(make_artist: Callable[..., ArtistProfile]) -> ArtistProfile:
 
 
 @pytest.fixture
-def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context()
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
     violations = CspViolations(context)
     page = context.new_page()
     page.set_default_timeout(15_000)

@@ -11,15 +11,12 @@ the Content-Security-Policy, and a screenshot of each is left in artifacts/scree
 import re
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.db import connections
 from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
@@ -30,17 +27,12 @@ from events import shared_redis
 from fakes.brevo import FakeBrevo
 
 if TYPE_CHECKING:
-    from tests.support.accessibility import horizontal_overflow, serious_violations
-    from tests.support.browser import CspViolations, chromium
+    from tests.support.walk import PASSWORD, Visit, off_the_event_loop
 else:
-    from support.accessibility import horizontal_overflow, serious_violations
-    from support.browser import CspViolations, chromium
+    from support.walk import PASSWORD, Visit, off_the_event_loop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PASSWORD = "correct horse battery staple"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-WIDTHS = {"desktop": 1400, "phone": 390}
 EMAILED = 8  # artists the campaign emails, at 1/s: long enough to pause on the way
 PERMISSIONS = ("view_campaign", "start_campaign", "cancel_campaign", "view_artistprofile")
 FINISH_DEADLINE = 90.0  # seconds the campaign may take on a slow machine
@@ -99,68 +91,9 @@ def site(
 
 
 @pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(params=sorted(WIDTHS), ids=str)
-def width(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
-class Visit:
-    """One browser window at one width; each page seen is screenshotted and checked, and
-    what is wrong is gathered so that one run reports every page's faults together."""
-
-    def __init__(self, browser: Browser, site: Site, width: str) -> None:
-        self.width = width
-        self.context = browser.new_context(
-            base_url=site.url, viewport={"width": WIDTHS[width], "height": 900}
-        )
-        self.violations = CspViolations(self.context)
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(15_000)
-        self.faults: list[str] = []
-
-    def check(self, name: str) -> None:
-        page = self.page
-        page.wait_for_load_state("load")
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shot = SCREENSHOTS / f"campaign-walk-{name}-{self.width}.png"
-        page.screenshot(path=str(shot), full_page=True)
-        self.faults += [f"{name}: {problem}" for problem in serious_violations(page)]
-        if page.locator("h1").count() == 0:
-            self.faults.append(f"{name}: no level-one heading")
-        overflow = horizontal_overflow(page)
-        if self.width == "phone" and overflow:
-            self.faults.append(f"{name}: {overflow} px wider than the phone's screen")
-
-    def assert_no_faults(self) -> None:
-        assert self.faults == [], "\n".join(self.faults)
-        self.violations.assert_none()
-
-
-@pytest.fixture
 def visit(site: Site, browser: Browser, width: str) -> Iterator[Visit]:
-    opened = Visit(browser, site, width)
-    yield opened
-    opened.context.close()
-
-
-def off_the_event_loop[T](query: Callable[[], T]) -> T:
-    """Run an ORM query in a plain thread: Playwright's sync API keeps an event loop
-    running in the test's thread, where Django refuses (and would leak) connections."""
-
-    def run() -> T:
-        try:
-            return query()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
+    with Visit(browser, site.url, width, prefix="campaign-walk-") as opened:
+        yield opened
 
 
 def as_the_page_shows(payload: dict[str, Any], fields: list[str]) -> dict[str, Any]:
@@ -187,10 +120,7 @@ def shows_all_of(page: Page, expected: dict[str, Any], before: dict[str, Any] | 
 
 def test_it_walks_a_campaign_from_its_draft_to_finished(site: Site, visit: Visit) -> None:
     page = visit.page
-    page.goto("/admin/login/")
-    page.fill("#id_username", "campaigner")
-    page.fill("#id_password", PASSWORD)
-    page.click("[type=submit]")
+    visit.log_in("/admin/login/", "campaigner")
     expect(page.locator("#site-name")).to_be_visible()
     base = f"/admin/campaigns/campaign/{site.campaign.pk}"
 

@@ -4,9 +4,7 @@ the phone's screen, axe-core finding nothing serious or critical, no
 Content-Security-Policy violation, and the sweep's live state read again by the page's
 own script. A screenshot is left in artifacts/screenshots/ (git-ignored)."""
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,17 +20,12 @@ from events import shared_redis
 from operations.models import ConnectionDay
 
 if TYPE_CHECKING:
-    from tests.support.accessibility import horizontal_overflow, serious_violations
-    from tests.support.browser import CspViolations, chromium
+    from tests.support.walk import PASSWORD, Visit
 else:
-    from support.accessibility import horizontal_overflow, serious_violations
-    from support.browser import CspViolations, chromium
+    from support.walk import PASSWORD, Visit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PASSWORD = "correct horse battery staple"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-WIDTHS = {"desktop": 1400, "phone": 390}
 CHARTS = (
     "connections-now",
     "connections-history",
@@ -86,25 +79,12 @@ def site(live_server: Any, make_artist: Any) -> str:
     return url
 
 
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.mark.parametrize("width", sorted(WIDTHS))
 def test_it_draws_every_chart_accessibly_and_within_the_screen_at_each_width(
     site: str, browser: Browser, width: str
 ):
-    context = browser.new_context(base_url=site, viewport={"width": WIDTHS[width], "height": 900})
-    violations = CspViolations(context)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    try:
-        page.goto("/admin/login/")
-        page.fill("#id_username", "root")
-        page.fill("#id_password", PASSWORD)
-        page.click("[type=submit]")
+    with Visit(browser, site, width) as visit:
+        page = visit.page
+        visit.log_in("/admin/login/", "root")
         page.get_by_role("link", name="Overview: connections, refreshes, campaigns").click()
 
         expect(page.locator("h1")).to_have_text("Overview: connections, refreshes, campaigns")
@@ -124,10 +104,5 @@ def test_it_draws_every_chart_accessibly_and_within_the_screen_at_each_width(
             first_read, timeout=POLL_WAIT_MS
         )
 
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"overview-{width}.png"), full_page=True)
-        assert serious_violations(page) == []
-        assert horizontal_overflow(page) == 0
-        violations.assert_none()
-    finally:
-        context.close()
+        visit.check("overview")
+        visit.assert_no_faults()

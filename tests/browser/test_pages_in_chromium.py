@@ -8,7 +8,6 @@ look at."""
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,17 +19,11 @@ from campaigns import services
 from campaigns.models import Campaign
 
 if TYPE_CHECKING:
-    from tests.support.accessibility import horizontal_overflow, serious_violations
-    from tests.support.browser import chromium
+    from tests.support.walk import PASSWORD, Visit
 else:
-    from support.accessibility import horizontal_overflow, serious_violations
-    from support.browser import chromium
+    from support.walk import PASSWORD, Visit
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-PASSWORD = "correct horse battery staple"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-WIDTHS = {"desktop": 1400, "phone": 390}
 
 
 @dataclass(frozen=True)
@@ -66,57 +59,9 @@ def site(live_server: Any, make_artist: Any, sumup: Any, settings: Any) -> Site:
 
 
 @pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(params=sorted(WIDTHS), ids=str)
-def width(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
-class Visit:
-    """One browser window at one width; each page seen is screenshotted and checked, and
-    what is wrong is gathered so that one run reports every page's faults together."""
-
-    def __init__(self, browser: Browser, site: Site, width: str) -> None:
-        self.width = width
-        self.context = browser.new_context(
-            base_url=site.url, viewport={"width": WIDTHS[width], "height": 900}
-        )
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(15_000)
-        self.faults: list[str] = []
-
-    def log_in(self, path: str, username: str) -> None:
-        self.page.goto(path)
-        self.page.fill("#id_username", username)
-        self.page.fill("#id_password", PASSWORD)
-        self.page.click("[type=submit]")
-
-    def check(self, name: str) -> None:
-        page = self.page
-        page.wait_for_load_state("load")
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{self.width}.png"), full_page=True)
-        self.faults += [f"{name}: {problem}" for problem in serious_violations(page)]
-        if page.locator("h1").count() == 0:  # axe calls this moderate; a reader, serious
-            self.faults.append(f"{name}: no level-one heading")
-        overflow = horizontal_overflow(page)
-        if self.width == "phone" and overflow:
-            self.faults.append(f"{name}: {overflow} px wider than the phone's screen")
-
-    def assert_no_faults(self) -> None:
-        assert self.faults == [], "\n".join(self.faults)
-
-
-@pytest.fixture
 def visit(site: Site, browser: Browser, width: str) -> Iterator[Visit]:
-    opened = Visit(browser, site, width)
-    yield opened
-    opened.context.close()
+    with Visit(browser, site.url, width) as opened:
+        yield opened
 
 
 def test_the_pages_an_artist_meets_are_accessible_and_fit_a_phone(site: Site, visit: Visit):

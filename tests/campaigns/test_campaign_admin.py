@@ -3,6 +3,7 @@ what, the audience count, the preview for any artist, progress (its ETA and stal
 the resend action."""
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 import time_machine
@@ -14,17 +15,13 @@ from campaigns import dispatch, services
 from campaigns.models import Campaign, CampaignAction, Recipient
 from campaigns.progress import progress, stall_after
 
+if TYPE_CHECKING:
+    from tests.support.campaigns import admin_url, draft, one_of_each_outcome
+else:
+    from support.campaigns import admin_url, draft, one_of_each_outcome
+
 pytestmark = pytest.mark.django_db
 S = Recipient.Status
-
-
-def admin_url(name: str, *args: object) -> str:
-    return reverse(f"admin:campaigns_campaign_{name}", args=args)
-
-
-def draft(**fields) -> Campaign:
-    fields.setdefault("name", "Reconnect")
-    return services.create(Campaign(**fields), actor="test")
 
 
 def running(**fields) -> Campaign:
@@ -174,13 +171,7 @@ def test_progress_reports_sent_failed_skipped_unknown_and_remaining(client, staf
     artists(6)
     campaign = draft()
     services.start(campaign.pk, actor="test")
-    first, second, third, fourth, *_ = campaign.recipients.all()
-    now = timezone.now()
-    worked = {"claimed_at": now, "updated_at": now}
-    Recipient.objects.filter(pk=first.pk).update(status=S.SENT, sent_at=now, **worked)
-    Recipient.objects.filter(pk=second.pk).update(status=S.DELIVERED, sent_at=now, **worked)
-    Recipient.objects.filter(pk=third.pk).update(status=S.FAILED, **worked)
-    Recipient.objects.filter(pk=fourth.pk).update(status=S.UNKNOWN, **worked)
+    one_of_each_outcome(campaign, timezone.now())
     client.force_login(staff())
 
     data = client.get(admin_url("progress_json", campaign.pk)).json()

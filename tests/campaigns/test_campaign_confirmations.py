@@ -5,27 +5,23 @@ never an error page."""
 
 import re
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
-from django.urls import reverse
 from django.utils import timezone
 
 from campaigns import services
 from campaigns.models import Campaign, CampaignAction, Recipient, Suppression
 
+if TYPE_CHECKING:
+    from tests.support.campaigns import admin_url, draft
+else:
+    from support.campaigns import admin_url, draft
+
 pytestmark = pytest.mark.django_db
 S = Recipient.Status
-
-
-def admin_url(name: str, *args: object) -> str:
-    return reverse(f"admin:campaigns_campaign_{name}", args=args)
-
-
-def draft(**fields) -> Campaign:
-    fields.setdefault("name", "Reconnect")
-    return services.create(Campaign(**fields), actor="test")
 
 
 def said(response) -> str:

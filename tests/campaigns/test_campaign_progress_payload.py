@@ -6,30 +6,26 @@ campaign's status allows, that the reader may make, are offered."""
 import html
 import re
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 import time_machine
-from django.urls import reverse
 from django.utils import timezone
 
 from campaigns import dispatch, services
 from campaigns.models import Campaign, Recipient, Suppression
 from campaigns.progress import progress
 
+if TYPE_CHECKING:
+    from tests.support.campaigns import admin_url, draft, one_of_each_outcome
+else:
+    from support.campaigns import admin_url, draft, one_of_each_outcome
+
 pytestmark = pytest.mark.django_db
 S = Recipient.Status
 FIELD = re.compile(r'<(\w+)[^>]*\bdata-field="(\w+)"[^>]*>(.*?)</\1>', re.DOTALL)
 BUTTON = re.compile(r'<(?:a|form)\b[^>]*\bdata-action="(\w+)"[^>]*>')
 BAR = re.compile(r'<progress id="p-bar"[^>]*>')
-
-
-def admin_url(name: str, *args: object) -> str:
-    return reverse(f"admin:campaigns_campaign_{name}", args=args)
-
-
-def draft(**fields) -> Campaign:
-    fields.setdefault("name", "Reconnect")
-    return services.create(Campaign(**fields), actor="test")
 
 
 def in_status(status: str, started) -> Campaign:
@@ -142,13 +138,8 @@ def test_a_draft_says_whom_it_would_email_with_no_bar_and_no_eta(client, staff, 
 def test_a_running_campaign_shows_its_counts_rate_pace_eta_and_bar(artists, started):
     artists(6)
     campaign = started(rate_limit="10/s")
-    first, second, third, fourth, *_ = campaign.recipients.all()
     now = timezone.now()
-    worked = {"claimed_at": now, "updated_at": now}
-    Recipient.objects.filter(pk=first.pk).update(status=S.SENT, sent_at=now, **worked)
-    Recipient.objects.filter(pk=second.pk).update(status=S.DELIVERED, sent_at=now, **worked)
-    Recipient.objects.filter(pk=third.pk).update(status=S.FAILED, **worked)
-    Recipient.objects.filter(pk=fourth.pk).update(status=S.UNKNOWN, **worked)
+    one_of_each_outcome(campaign, now)
 
     data = progress(campaign, now=now).as_dict()
 

@@ -8,6 +8,7 @@ Starting and cancelling are confirmed first, on a page that says what they will 
 numbers (backfills.confirm). Every progress field, in the list and on a run's page, is
 rendered from one payload (backfills.status), which the pages' live poll reads again."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -31,6 +32,26 @@ RUN_BUTTONS = (
     ("retry", "Retry from the cursor", "start"),
     ("cancel", "Cancel…", "cancel"),
 )
+# A run's page, in three parts.
+PROGRESS_FIELDS = (
+    "state",
+    "progress_bar",
+    "rate",
+    "eta",
+    "batch_size_now",
+    "batches_done_now",
+    "last_error_now",
+)
+RUN_FIELDS = (
+    "backfill",
+    "pause_ms",
+    "target_batch_ms",
+    "started_by",
+    "created_at",
+    "started_at_now",
+    "finished_at_now",
+)
+INTERNAL_FIELDS = ("cursor_now", "generation_now", "heartbeat_at_now")
 # Set by a run page's buttons: after the action, back to that run's page.
 RETURN_TO_RUN = "return_to_run"
 
@@ -50,6 +71,17 @@ def _live(run: BackfillRun, field: str) -> str:
     )
 
 
+def _live_column(field: str, description: str) -> Callable[[Any, BackfillRun], str]:
+    """A column (of the list or of a run's page) showing one text of the run's payload
+    that the page's poll keeps current."""
+
+    @admin.display(description=description)
+    def column(model_admin: Any, run: BackfillRun) -> str:
+        return _live(run, field)
+
+    return column
+
+
 class BackfillEventInline(admin.TabularInline[BackfillEvent, BackfillRun]):
     model = BackfillEvent
     extra = 0
@@ -65,54 +97,14 @@ class BackfillEventInline(admin.TabularInline[BackfillEvent, BackfillRun]):
 class BackfillRunAdmin(admin.ModelAdmin[BackfillRun]):
     list_display = ("backfill", "state", "progress_bar", "rate", "eta", "started_by", "created_at")
     list_filter = ("status", "backfill")
-    readonly_fields = (
-        "backfill",
-        "state",
-        "progress_bar",
-        "rate",
-        "eta",
-        "batch_size_now",
-        "batches_done_now",
-        "last_error_now",
-        "target_batch_ms",
-        "started_by",
-        "created_at",
-        "started_at_now",
-        "finished_at_now",
-        "cursor_now",
-        "generation_now",
-        "heartbeat_at_now",
-    )
     fieldsets = (
-        (
-            "Progress",
-            {
-                "fields": (
-                    "state",
-                    "progress_bar",
-                    "rate",
-                    "eta",
-                    "batch_size_now",
-                    "batches_done_now",
-                    "last_error_now",
-                )
-            },
-        ),
-        (
-            "Run",
-            {
-                "fields": (
-                    "backfill",
-                    "pause_ms",
-                    "target_batch_ms",
-                    "started_by",
-                    "created_at",
-                    "started_at_now",
-                    "finished_at_now",
-                )
-            },
-        ),
-        ("Internals", {"fields": ("cursor_now", "generation_now", "heartbeat_at_now")}),
+        ("Progress", {"fields": PROGRESS_FIELDS}),
+        ("Run", {"fields": RUN_FIELDS}),
+        ("Internals", {"fields": INTERNAL_FIELDS}),
+    )
+    # All but the wait between batches, which whoever may pause runs may change.
+    readonly_fields = tuple(
+        name for name in (*PROGRESS_FIELDS, *RUN_FIELDS, *INTERNAL_FIELDS) if name != "pause_ms"
     )
     inlines = [BackfillEventInline]
     actions = ["pause_runs", "resume_runs", "cancel_runs", "retry_runs"]
@@ -191,45 +183,16 @@ class BackfillRunAdmin(admin.ModelAdmin[BackfillRun]):
             _live(run, "rows_text"),
         )
 
-    @admin.display(description="Rows/s")
-    def rate(self, run: BackfillRun) -> str:
-        return _live(run, "rate_text")
-
-    @admin.display(description="ETA")
-    def eta(self, run: BackfillRun) -> str:
-        return _live(run, "eta_text")
-
-    @admin.display(description="Batch size")
-    def batch_size_now(self, run: BackfillRun) -> str:
-        return _live(run, "batch_size_text")
-
-    @admin.display(description="Batches done")
-    def batches_done_now(self, run: BackfillRun) -> str:
-        return _live(run, "batches_done_text")
-
-    @admin.display(description="Last error")
-    def last_error_now(self, run: BackfillRun) -> str:
-        return _live(run, "last_error_text")
-
-    @admin.display(description="Started at")
-    def started_at_now(self, run: BackfillRun) -> str:
-        return _live(run, "started_text")
-
-    @admin.display(description="Finished at")
-    def finished_at_now(self, run: BackfillRun) -> str:
-        return _live(run, "finished_text")
-
-    @admin.display(description="Cursor")
-    def cursor_now(self, run: BackfillRun) -> str:
-        return _live(run, "cursor_text")
-
-    @admin.display(description="Generation")
-    def generation_now(self, run: BackfillRun) -> str:
-        return _live(run, "generation_text")
-
-    @admin.display(description="Heartbeat at")
-    def heartbeat_at_now(self, run: BackfillRun) -> str:
-        return _live(run, "heartbeat_text")
+    rate = _live_column("rate_text", "Rows/s")
+    eta = _live_column("eta_text", "ETA")
+    batch_size_now = _live_column("batch_size_text", "Batch size")
+    batches_done_now = _live_column("batches_done_text", "Batches done")
+    last_error_now = _live_column("last_error_text", "Last error")
+    started_at_now = _live_column("started_text", "Started at")
+    finished_at_now = _live_column("finished_text", "Finished at")
+    cursor_now = _live_column("cursor_text", "Cursor")
+    generation_now = _live_column("generation_text", "Generation")
+    heartbeat_at_now = _live_column("heartbeat_text", "Heartbeat at")
 
     # --- pages ----------------------------------------------------------------------
 
