@@ -15,7 +15,7 @@ from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from accounts.models import ArtistProfile
-from accounts.sumup import refresh_outcomes
+from accounts.sumup import headroom, refresh_outcomes
 from backfills.models import ACTIVE, BackfillRun
 from campaigns.models import Recipient
 from events.celery_app import app
@@ -26,6 +26,7 @@ class PlatformCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._connections()
         yield from self._refresh_outcomes()
+        yield from self._refresh_budget()
         yield from self._campaign_sends()
         yield from self._backfills()
         yield from self._queue_depth()
@@ -47,6 +48,19 @@ class PlatformCollector(Collector):
         for outcome, count in refresh_outcomes.pending().items():
             gauge.add_metric([outcome], count)
         yield gauge
+
+    def _refresh_budget(self) -> Iterator[Metric]:
+        now = headroom.current()
+        yield GaugeMetricFamily(
+            "jersey_sumup_refresh_calls_needed_per_hour",
+            "SumUp connections falling due for a refresh within the next hour",
+            value=now.needed_per_hour,
+        )
+        yield GaugeMetricFamily(
+            "jersey_sumup_refresh_calls_available_per_hour",
+            "Calls an hour of the sweep's paced share of the SumUp budget allows",
+            value=now.available_per_hour,
+        )
 
     def _campaign_sends(self) -> Iterator[Metric]:
         gauge = GaugeMetricFamily(

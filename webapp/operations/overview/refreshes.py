@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import ArtistProfile
-from accounts.sumup import refresh, refresh_alerts, refresh_outcomes
+from accounts.sumup import headroom, refresh, refresh_alerts, refresh_outcomes
 from accounts.sumup.refresh import Outcome
 from events.durations import roughly
 
@@ -39,7 +39,8 @@ def hourly(now: datetime | None = None) -> list[refresh_outcomes.Hour]:
 
 def status(now: datetime | None = None) -> dict[str, Any]:
     """The sweep's live state: when it last ran and is next expected (an interval after
-    the last), the artists due now and those queued, and the last hour's outcomes. Each
+    the last), the artists due now and those queued, the last hour's outcomes and the
+    budget's headroom for the next hour (accounts.sumup.headroom). Each
     figure is also in `text`, worded as the page shows it."""
     now = now or timezone.now()
     last = refresh_outcomes.last_taken()
@@ -55,6 +56,7 @@ def status(now: datetime | None = None) -> dict[str, Any]:
         "queued": ArtistProfile.objects.filter(sumup_refresh_enqueued_at__isnull=False).count(),
         "last_hour": {outcome.value: outcomes.get(outcome.value, 0) for outcome in LAST_HOUR},
         "halted": refresh_alerts.is_halted(),
+        "budget": headroom.current().as_dict(),
     }
     payload["text"] = _worded(payload, now, last, following)
     return payload
@@ -78,6 +80,22 @@ def _worded(
             "Halted: SumUp refuses the platform's credentials; one artist is probed each sweep"
             if payload["halted"]
             else "Running"
+        ),
+        **_budget_words(payload["budget"]),
+    }
+
+
+def _budget_words(budget: dict[str, Any]) -> dict[str, str]:
+    needed, available = budget["needed_per_hour"], budget["available_per_hour"]
+    return {
+        "budget": f"{needed:,} needed of {available:,} calls ({budget['used']:.0%})",
+        "budget_warning": (
+            f"The SumUp budget is short: {needed:,} connections fall due within the hour and "
+            f"the sweep may make {available:,} calls in that time, so some access tokens "
+            "will expire before they are refreshed. Raise SUMUP_API_RATE_LIMIT (if SumUp "
+            "allows it) or expect on-demand refreshes."
+            if budget["short"]
+            else ""
         ),
     }
 
