@@ -99,6 +99,8 @@ def test_it_draws_every_chart_accessibly_and_within_the_screen_at_each_width(
             "1 connection error, 9 not connected.",
         )
         expect(page.locator("[data-refresh=refreshed]")).to_have_text("2")
+        expect(page.locator("[data-refresh=budget]")).to_contain_text("of 64,800 calls")
+        expect(page.locator("[data-refresh=budget_warning]")).to_be_hidden()
         first_read = page.locator("[data-refresh=as_of]").inner_text()
         expect(page.locator("[data-refresh=as_of]")).not_to_have_text(
             first_read, timeout=POLL_WAIT_MS
