@@ -6,7 +6,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 import time_machine
@@ -23,6 +23,11 @@ from events import shared_redis
 from jobs.overview import record_connections
 from operations.models import ConnectionDay
 from operations.overview import campaign_figures, connections, refreshes
+
+if TYPE_CHECKING:
+    from tests.support.polling import wait_for
+else:
+    from support.polling import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -124,10 +129,7 @@ def test_it_keeps_todays_count_when_a_worker_runs_beats_hourly_task(project_work
 
     record_connections.delay()
 
-    deadline = time.monotonic() + 20
-    while ConnectionDay.objects.count() < 4:
-        assert time.monotonic() < deadline, "the worker never counted the connections"
-        time.sleep(0.1)
+    wait_for(lambda: ConnectionDay.objects.count() >= 4, "the worker to count the connections", 20)
     kept = dict(ConnectionDay.objects.values_list("status", "count"))
     assert kept == {"connected": 1, "expired": 0, "error": 0, "not_connected": 2}
 
