@@ -126,13 +126,31 @@ def artist_chunks(size: int) -> Iterator[range]:
 
 
 def profile(n: int, due_fraction: float, now: datetime) -> dict[str, Any]:
+    """A connected artist as the refresh policy leaves one whose token the platform uses
+    (accounts.sumup.refresh_policy): its next refresh `SUMUP_REFRESH_WINDOW` before its
+    access token expires."""
+    from accounts.sumup.refresh_policy import next_due
+
     grant = {
         "access_token": f"bench-access-{n}",
         "refresh_token": f"bench-refresh-{n}",
         "scope": "payments transactions.history user.app-settings user.profile_readonly",
     }
     _, offset = expiry_offset(n, due_fraction)
-    return {**profile_row(n, grant, now), "sumup_expires_at": now + timedelta(seconds=offset)}
+    row = profile_row(n, grant, now)
+    expires_at = now + timedelta(seconds=offset)
+    due_at = next_due(
+        expires_at=expires_at,
+        refresh_token_issued_at=row["sumup_refresh_token_issued_at"],
+        used_at=now,
+        now=now,
+    )
+    return {
+        **row,
+        "sumup_expires_at": expires_at,
+        "sumup_token_used_at": now,
+        "sumup_refresh_due_at": due_at,
+    }
 
 
 def load_artists(conninfo: str, size: int, due_fraction: float) -> dict[str, float]:
@@ -160,8 +178,8 @@ def load_artists(conninfo: str, size: int, due_fraction: float) -> dict[str, flo
 
 
 def make_all_fresh(conninfo: str) -> None:
-    """Move every due artist's expiry out of the refresh window, and forget the sweep's
-    queue marks, as if each had just been refreshed."""
+    """Move every due artist's expiry out of the refresh window, with its next refresh,
+    and forget the sweep's queue marks, as if each had just been refreshed."""
     from django.conf import settings
 
     low, high = FRESH_EXPIRY
@@ -171,6 +189,12 @@ def make_all_fresh(conninfo: str) -> None:
             " sumup_expires_at = now() + make_interval(secs => %s + (id %% 1000) * %s)"
             " WHERE sumup_expires_at <= now() + make_interval(secs => %s)",
             (low, (high - low) / 1000, settings.SUMUP_REFRESH_WINDOW + 60),
+        )
+        conn.execute(
+            "UPDATE accounts_artistprofile"
+            " SET sumup_refresh_due_at = sumup_expires_at - make_interval(secs => %s)"
+            " WHERE sumup_refresh_due_at <= now() + make_interval(secs => 60)",
+            (settings.SUMUP_REFRESH_WINDOW,),
         )
         conn.execute("VACUUM (ANALYZE) accounts_artistprofile")
 
@@ -227,7 +251,7 @@ def summarize(plan: list[Any]) -> PlanSummary:
     )
     index_cond = " ".join(n.get("Index Cond", "") for n in nodes).strip()
     filters = " ".join(n.get("Filter", "") for n in nodes).strip()
-    due = "sumup_expires_at <="  # how PostgreSQL prints the due condition's bound
+    due = "sumup_refresh_due_at <="  # how PostgreSQL prints the due condition's bound
     placed = "Index Cond" if due in index_cond else "Filter" if due in filters else "neither"
     return PlanSummary(
         path=" > ".join(path),
@@ -256,7 +280,7 @@ def explain_claim() -> PlanSummary:
     with transaction.atomic():
         claim = (
             sweep._claimable(timezone.now())
-            .order_by("sumup_expires_at", "pk")
+            .order_by("sumup_refresh_due_at", "pk")
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)[: sweep.ENQUEUE_BATCH]
         )
@@ -467,6 +491,52 @@ def summary_lines(results: Sequence[SizeResult], lookahead: float) -> list[str]:
     return lines
 
 
+SWEEP_TARGET_S = 5.0  # the sweep's own run time, at every size
+RSS_FLAT = 1.10  # peak RSS at the largest size against the smallest, at most
+
+
+def verdicts(results: Sequence[SizeResult], context: dict[str, Any]) -> list[tuple[bool, str]]:
+    """The issue's criteria that this benchmark measures, each PASS or FAIL with its figure."""
+    interval_work = int(context["sweep_interval_seconds"] / context["paced_interval_seconds"])
+    found: list[tuple[bool, str]] = []
+    for r in results:
+        for label, state in (("due share", r.due), ("nothing due", r.nothing_due)):
+            claim = state.claim
+            assert claim is not None
+            found.append(
+                (
+                    claim.due_condition_in == "Index Cond",
+                    f"{r.artists:,} {label}: due condition in {claim.due_condition_in}"
+                    f" ({claim.scan}; {claim.rows_removed_by_filter:,} rows removed by filter)",
+                )
+            )
+            found.append(
+                (
+                    state.sweep_seconds < SWEEP_TARGET_S,
+                    f"{r.artists:,} {label}: sweep {state.sweep_seconds:.3f} s"
+                    f" (target < {SWEEP_TARGET_S:g} s)",
+                )
+            )
+            found.append(
+                (
+                    state.queue_length <= interval_work,
+                    f"{r.artists:,} {label}: {state.queue_length:,} queued, at most one sweep"
+                    f" interval of work ({interval_work:,})",
+                )
+            )
+    if len(results) > 1:
+        low, high = results[0].due.peak_rss_mib, results[-1].due.peak_rss_mib
+        found.append(
+            (
+                high <= low * RSS_FLAT,
+                f"peak RSS in the sweep {low:.0f} MiB at {results[0].artists:,},"
+                f" {high:.0f} MiB at {results[-1].artists:,}: {high / low:.2f}x"
+                f" (flat: at most {RSS_FLAT:.2f}x)",
+            )
+        )
+    return found
+
+
 def save(results: Sequence[SizeResult], context: dict[str, Any]) -> None:
     """Merge into the results file by size: sizes measured by earlier runs stay."""
     previous: dict[str, Any] = {}
@@ -497,6 +567,12 @@ def run_bench(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[Siz
         save(results, context)
         print("\n".join(render_size(results[-1])) + "\n", flush=True)
     print("\n".join(summary_lines(results, context["lookahead_seconds"])))
+    failed = 0
+    for passed, line in verdicts(results, context):
+        print(f"{'PASS' if passed else 'FAIL'}  {line}")
+        failed += not passed
+    if failed:
+        raise BenchError(f"{failed} criteria not met")
     return results
 
 
@@ -510,7 +586,7 @@ def drop_bench_database(server: str) -> None:
 def context_figures(server: str) -> dict[str, Any]:
     from django.conf import settings
 
-    from accounts.sumup import sweep
+    from accounts.sumup import refresh, sweep
 
     with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
         row = conn.execute("SHOW server_version").fetchone()
@@ -521,6 +597,8 @@ def context_figures(server: str) -> dict[str, Any]:
         "lookahead_seconds": sweep.LOOKAHEAD,
         "claim_batch": sweep.ENQUEUE_BATCH,
         "refresh_window_seconds": settings.SUMUP_REFRESH_WINDOW,
+        "sweep_interval_seconds": settings.SUMUP_REFRESH_SWEEP_INTERVAL,
+        "paced_interval_seconds": refresh.paced_interval(),
     }
 
 

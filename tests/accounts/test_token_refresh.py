@@ -38,25 +38,6 @@ def clean_redis() -> None:
     shared_redis.client().flushdb()
 
 
-@pytest.fixture
-def connected_artist(make_artist, sumup: FakeSumUp) -> ConnectedArtist:
-    """An artist connected through a real grant at the fake, with a token due for refresh."""
-    counter = iter(range(1, 100_000))
-
-    def make(*, expires_in: int = 120, **profile_fields: Any) -> ArtistProfile:
-        n = next(counter)
-        email = f"merchant{n}@example.com"
-        sumup.add_user(email, [{"code": f"MT{n:06d}", "name": f"Merchant {n}"}])
-        token = sumup.mint_grant(email)
-        profile: ArtistProfile = make_artist(**profile_fields)
-        profile.update_sumup_connection(
-            {**token, "expires_in": expires_in, "merchant_code": f"MT{n:06d}"}
-        )
-        return profile
-
-    return make
-
-
 def reload(profile: ArtistProfile) -> ArtistProfile:
     return ArtistProfile.objects.get(pk=profile.pk)
 
@@ -122,7 +103,10 @@ def test_rotation_stores_a_new_refresh_token_and_keeps_the_old_when_none_comes(
     first_refresh_token = profile.sumup_refresh_token
 
     for _ in range(3):
-        ArtistProfile.objects.filter(pk=profile.pk).update(sumup_expires_at=timezone.now())
+        now = timezone.now()
+        ArtistProfile.objects.filter(pk=profile.pk).update(
+            sumup_expires_at=now, sumup_refresh_due_at=now
+        )
         assert refresh.refresh_profile(profile.pk).outcome is Outcome.REFRESHED
 
     stored = reload(profile)
@@ -140,8 +124,11 @@ def test_an_old_refresh_token_is_renewed_inside_sumups_reissue_window(make_artis
     token = sumup.mint_grant(refresh_age_seconds=160 * 24 * 3600)
     profile = make_artist()
     profile.update_sumup_connection({**token, "expires_in": 3599})
+    issued_at = timezone.now() - timedelta(days=160)
+    # As the row would read had it been written then: due for renewal after 150 days.
     ArtistProfile.objects.filter(pk=profile.pk).update(
-        sumup_refresh_token_issued_at=timezone.now() - timedelta(days=160)
+        sumup_refresh_token_issued_at=issued_at,
+        sumup_refresh_due_at=issued_at + timedelta(days=150),
     )
 
     assert profile.pk in set(refresh.due_profiles().values_list("pk", flat=True))
@@ -508,8 +495,12 @@ def test_transient_failures_outlasting_every_retry_end_in_error_for_staff(
     assert stored.sumup_refresh_failures == 3
     assert refresh_calls(sumup, profile) == 3
     assert stored.sumup_refresh_enqueued_at is None
-    assert profile.pk in set(refresh.due_profiles().values_list("pk", flat=True)), (
-        "later sweeps try again"
+    next_sweep = timezone.now() + timedelta(seconds=settings.SUMUP_REFRESH_SWEEP_INTERVAL + 1)
+    assert profile.pk not in set(refresh.due_profiles().values_list("pk", flat=True)), (
+        "not tried again at once"
+    )
+    assert profile.pk in set(refresh.due_profiles(next_sweep).values_list("pk", flat=True)), (
+        "the next sweep tries again"
     )
 
 

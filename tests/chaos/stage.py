@@ -276,7 +276,8 @@ class Stage:
         result = manage(self.env, "backfill", "run", "sumup_connection_status")
         assert result.returncode == 0, output(result)
         self.sql(
-            "UPDATE accounts_artistprofile SET sumup_expires_at = now() + interval '30 seconds' "
+            "UPDATE accounts_artistprofile SET sumup_expires_at = now() + interval '30 seconds', "
+            "sumup_refresh_due_at = now(), sumup_token_used_at = now() "
             "WHERE sumup_merchant_code LIKE 'MRDUE%%'"
         )
 

@@ -80,11 +80,12 @@ def test_deploy_plan_prints_each_migration_in_order_and_changes_nothing(tmp_path
         "apply accounts.0004_migrate_existing_artists_to_sumup",
     ]
     sumup = [line for line in applies if line.startswith("apply accounts.")]
-    assert sumup[-4:] == [
+    assert sumup[-5:] == [
         "apply accounts.0006_sumup_business_name_and_unique_merchant",
         "apply accounts.0007_sumup_refresh_bookkeeping",
         "apply accounts.0005_finalize_sumup_connection_status",
         "apply accounts.0008_plain_words_for_sumup_status",
+        "apply accounts.0009_sumup_refresh_due_at",
     ]
     assert "apply campaigns.0001_initial" in applies
     assert "Step 1" not in result.stdout
@@ -153,6 +154,7 @@ def test_a_targeted_migrate_on_a_migrated_database_is_a_backwards_plan_and_refus
         ("accounts", "0006_sumup_business_name_and_unique_merchant"),
         ("accounts", "0007_sumup_refresh_bookkeeping"),
         ("accounts", "0008_plain_words_for_sumup_status"),
+        ("accounts", "0009_sumup_refresh_due_at"),
     }, "campaigns depend on no SumUp migration, so they are not unapplied with them"
     with pytest.raises(migration_plan.BackwardsPlanError) as refused:
         migration_plan.refuse_backwards([step])

@@ -33,10 +33,13 @@ def test_it_counts_the_connections_due_within_the_hour_against_the_paced_share(
     connect(make_artist, expires_in=4_100)  # due 4,100 - 600 s from now: inside the hour
     connect(make_artist, expires_in=5_000)  # due after the hour
     renewal = connect(make_artist, expires_in=5_000)
+    issued_at = timezone.now() - timedelta(seconds=settings.SUMUP_REFRESH_TOKEN_RENEW_AFTER - 1_800)
+    # As the row reads when its refresh token falls due for renewal in half an hour.
     ArtistProfile.objects.filter(pk=renewal.pk).update(
-        sumup_refresh_token_issued_at=timezone.now()
-        - timedelta(seconds=settings.SUMUP_REFRESH_TOKEN_RENEW_AFTER - 1_800)
-    )  # its refresh token is due for renewal in half an hour
+        sumup_refresh_token_issued_at=issued_at,
+        sumup_refresh_due_at=issued_at
+        + timedelta(seconds=settings.SUMUP_REFRESH_TOKEN_RENEW_AFTER),
+    )
     make_artist()  # not connected: never refreshed
 
     measured = headroom.measure()

@@ -116,7 +116,9 @@ class ArtistProfileAdmin(admin.ModelAdmin[ArtistProfile]):
     @admin.display(description="Next refresh due")
     def next_refresh_due(self, obj: ArtistProfile) -> str:
         due = obj.sumup_refresh_due_at
-        return "—" if due is None else formats.localize(timezone.localtime(due))
+        if due is None or obj.sumup_connection_status not in ("connected", "error"):
+            return "—"
+        return formats.localize(timezone.localtime(due))
 
     @admin.display(description="Access token held", boolean=True)
     def holds_access_token(self, obj: ArtistProfile) -> bool:

@@ -327,6 +327,12 @@ SUMUP_REFRESH_TOKEN_RENEW_AFTER = env_int(
     maximum=179 * 24 * 3600,
     why="179 days: a refresh token lives six months",
 )  # seconds
+# Whose access tokens the sweep refreshes ahead of expiry: artists whose token the
+# platform used within this long (accounts.sumup.refresh_policy). Every other grant is
+# only renewed; its access token is refreshed on demand when it is next used.
+SUMUP_TOKEN_ACTIVE_FOR = env_int(
+    "SUMUP_TOKEN_ACTIVE_FOR", 3 * 24 * 3600, minimum=3600, maximum=SUMUP_REFRESH_TOKEN_RENEW_AFTER
+)  # seconds
 SUMUP_REFRESH_SWEEP_INTERVAL = env_int(
     "SUMUP_REFRESH_SWEEP_INTERVAL",
     120,

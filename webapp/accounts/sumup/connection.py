@@ -4,12 +4,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.fields import EncryptedTextField
+from accounts.sumup import refresh_policy
 
 
 class ConnectionStatus(models.TextChoices):
@@ -67,9 +67,11 @@ def _expiry_from(token_data: Mapping[str, Any], now: datetime) -> datetime | Non
 
 
 def token_changes(
-    current: "SumUpConnection", token_data: Mapping[str, Any], now: datetime
+    current: "SumUpConnection", token_data: Mapping[str, Any], now: datetime, *, used: bool = False
 ) -> dict[str, Any]:
-    """The column values that store a SumUp token response on `current`."""
+    """The column values that store a SumUp token response on `current`, with its next
+    refresh (accounts.sumup.refresh_policy); `used`: the token is about to be used (a
+    connection just made), which makes the artist active."""
     access_token = token_data.get("access_token")
     if not access_token:
         raise ValueError("token_data has no access_token")
@@ -101,6 +103,9 @@ def token_changes(
     if "business_name" in token_data:
         changes["sumup_business_name"] = str(token_data["business_name"] or "")[:200]
     changes["sumup_connected_at"] = connected_at or now
+    if used:
+        changes["sumup_token_used_at"] = now
+    changes.update(refresh_policy.due_changes(current, changes, now))
     return changes
 
 
@@ -114,6 +119,7 @@ def cleared_connection(current: "SumUpConnection", status: str) -> dict[str, Any
         sumup_refresh_claim="",
         sumup_refresh_claimed_until=None,
         sumup_refresh_enqueued_at=None,
+        sumup_refresh_due_at=None,
     )
     if status == ConnectionStatus.NOT_CONNECTED:
         changes.update(
@@ -160,6 +166,11 @@ class SumUpConnection(models.Model):
     sumup_refresh_claimed_until = models.DateTimeField(null=True, blank=True)
     sumup_refresh_enqueued_at = models.DateTimeField(null=True, blank=True)
     sumup_lapse_notified_at = models.DateTimeField(null=True, blank=True)
+    # The refresh policy (0009, accounts.sumup.refresh_policy): when the sweep next
+    # refreshes this grant (none: nothing to refresh), and when the platform last used
+    # the access token (kept to the hour).
+    sumup_refresh_due_at = models.DateTimeField(null=True, blank=True)
+    sumup_token_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True
@@ -186,34 +197,15 @@ class SumUpConnection(models.Model):
             return False
         return self.sumup_expires_at <= timezone.now()
 
-    @property
-    def sumup_refresh_due_at(self) -> datetime | None:
-        """When the sweep will next refresh this connection (None: nothing to refresh)."""
-        if not self.sumup_refresh_token or self.sumup_connection_status not in (
-            ConnectionStatus.CONNECTED,
-            ConnectionStatus.ERROR,
-        ):
-            return None
-        candidates = []
-        if self.sumup_expires_at is not None:
-            candidates.append(
-                self.sumup_expires_at - timedelta(seconds=settings.SUMUP_REFRESH_WINDOW)
-            )
-        if self.sumup_refresh_token_issued_at is not None:
-            candidates.append(
-                self.sumup_refresh_token_issued_at
-                + timedelta(seconds=settings.SUMUP_REFRESH_TOKEN_RENEW_AFTER)
-            )
-        return min(candidates) if candidates else timezone.now()
-
     def update_sumup_connection(self, token_data: Mapping[str, Any]) -> None:
-        """Store a token response from SumUp and mark the connection as working.
+        """Store a token response from SumUp and mark the connection as working, and in
+        use: a connection just made is about to take payments.
 
         Accepts `expires_in` (seconds) or `expires_at` (datetime, ISO string or epoch),
         and optionally `merchant_code` and `business_name`. A response without a refresh
         token keeps the one already held, as SumUp asks.
         """
-        changes = token_changes(self, token_data, timezone.now())
+        changes = token_changes(self, token_data, timezone.now(), used=True)
         for field, value in changes.items():
             setattr(self, field, value)
         self.save(update_fields=[*changes, *self._extra_update_fields()])

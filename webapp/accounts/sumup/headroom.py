@@ -1,16 +1,17 @@
 """Whether the SumUp budget can keep every connection alive: the refreshes the next hour
 needs against the calls an hour of the sweep's paced share allows.
 
-Needed: every working connection that falls due within the next hour (its access token
-expiring within `SUMUP_REFRESH_WINDOW` of then, its refresh token due for renewal by
-then, or in error), each one call. Available: an hour of the paced slots the sweep's
-refreshes take (`refresh.paced_interval`; the rest of the budget is left to on-demand
-refreshes). Needed above available means artists will wait past their deadline and
-access tokens expire before they are refreshed: staff are warned on the overview and
-a scraper sees both figures in /metrics.
+Needed: every working connection whose next refresh falls within the next hour (an
+active artist's access token about to expire, a grant due for renewal, a connection in
+error tried again: accounts.sumup.refresh_policy), each one call. Available: an hour of
+the paced slots the sweep's refreshes take (`refresh.paced_interval`; the rest of the
+budget is left to on-demand refreshes). Needed above available means artists will wait
+past their deadline and access tokens expire before they are refreshed: staff are warned
+on the overview and a scraper sees both figures in /metrics.
 
-Counting the due rows reads every working connection, so the figure is kept in the
-cache for `CACHE_SECONDS`: a scrape or a page view does not repeat the count.
+Counting reads the due rows of the hour ahead from the sweep's index (tens of thousands
+at a million artists), so the figure is kept in the cache for `CACHE_SECONDS`: a scrape
+or a page view does not repeat the count.
 """
 
 from __future__ import annotations

@@ -102,18 +102,10 @@ def paced_interval() -> float:
 
 
 def due_profiles(now: Any = None) -> QuerySet[ArtistProfile]:
-    """Working connections whose access token expires soon or whose refresh token is old."""
-    now = now or timezone.now()
-    soon = now + timedelta(seconds=settings.SUMUP_REFRESH_WINDOW)
-    renew_before = now - timedelta(seconds=settings.SUMUP_REFRESH_TOKEN_RENEW_AFTER)
-    return ArtistProfile.objects.filter(
-        sumup_connection_status__in=REFRESHABLE, sumup_refresh_token__isnull=False
-    ).filter(
-        Q(sumup_expires_at__lte=soon)
-        | Q(sumup_expires_at__isnull=True)
-        | Q(sumup_refresh_token_issued_at__lte=renew_before)
-        | Q(sumup_connection_status=ConnectionStatus.ERROR)
-    )
+    """Working connections whose next refresh has come (accounts.sumup.refresh_policy):
+    the conditions of the partial index `artistprofile_sumup_next_idx`, so reading them
+    reads only due rows."""
+    return _refreshable().filter(sumup_refresh_due_at__lte=now or timezone.now())
 
 
 def _refreshable() -> QuerySet[ArtistProfile]:
@@ -130,6 +122,9 @@ _CLAIMED_FIELDS = (
     "sumup_token_version",
     "sumup_connected_at",
     "sumup_merchant_code",
+    "sumup_connection_status",
+    "sumup_refresh_token_issued_at",
+    "sumup_token_used_at",
 )
 
 
@@ -302,6 +297,7 @@ def _failed(profile: ArtistProfile, claim: str, exc: SumUpError) -> Result:
             sumup_last_error=str(exc)[:200],
             sumup_refresh_failures=F("sumup_refresh_failures") + 1,
             sumup_refresh_enqueued_at=None,
+            sumup_refresh_due_at=retry_in_error(),
         )
         return Result(Outcome.ERROR, error=exc.code)
     _release(
@@ -339,12 +335,19 @@ def _grant_refused(profile: ArtistProfile, claim: str, exc: SumUpError) -> Resul
     return Result(Outcome.EXPIRED, error=exc.code)
 
 
+def retry_in_error() -> datetime:
+    """The next refresh of a connection in error: at the next sweep, not at once, so a
+    refusal that lasts costs one call a sweep, not a stream of them."""
+    return timezone.now() + timedelta(seconds=settings.SUMUP_REFRESH_SWEEP_INTERVAL)
+
+
 def give_up(profile_id: int, error: str) -> None:
     """Transient failures outlasted every retry: show staff, let later sweeps try again."""
     ArtistProfile.objects.filter(pk=profile_id, sumup_connection_status__in=REFRESHABLE).update(
         sumup_connection_status=ConnectionStatus.ERROR,
         sumup_last_error=error[:200],
         sumup_refresh_enqueued_at=None,
+        sumup_refresh_due_at=retry_in_error(),
     )
 
 

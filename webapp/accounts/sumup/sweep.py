@@ -2,10 +2,13 @@
 hands out its work a few seconds at a time. Each refresh they queue is run by a worker
 as accounts.sumup.queued_refresh says.
 
-Due artists are claimed with a conditional UPDATE (`sumup_refresh_enqueued_at`) before
-they are queued, so two beats, or a sweep that overlaps the dispatcher, never queue the
-same artist twice. The refresh itself is guarded per artist by `accounts.sumup.refresh`,
-so even a duplicated task makes one token call.
+Who is due, and when, is the refresh policy's (accounts.sumup.refresh_policy): each row
+carries its next refresh, and the sweep reads only rows whose time has come, oldest
+first, through a partial index. Due artists are claimed with a conditional UPDATE
+(`sumup_refresh_enqueued_at`) before they are queued, so two beats, or a sweep that
+overlaps the dispatcher, never queue the same artist twice. The refresh itself is
+guarded per artist by `accounts.sumup.refresh`, so even a duplicated task makes one
+token call.
 
 No refresh waits in a worker for longer than `LOOKAHEAD`: a countdown is held in the
 worker's memory (and in Redis's unacked set until the visibility timeout, should the
@@ -34,7 +37,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import ArtistProfile
-from accounts.sumup import refresh, refresh_alerts, refresh_outcomes
+from accounts.sumup import refresh, refresh_alerts, refresh_outcomes, refresh_policy
 from accounts.sumup.refresh import Outcome
 from events import queue, shared_redis
 
@@ -59,6 +62,10 @@ DISPATCHER_KEY = "sumup:refresh:dispatcher"
 # task): the next sweep, or a refresh handing its artist back, starts another.
 DISPATCHER_LEASE = 4 * LOOKAHEAD  # seconds
 ON_TIME = 0.005  # seconds: a booked slot this close is now
+# Rows without a next refresh scheduled per statement, and the seconds a sweep spends
+# on them at most (`schedule_unscheduled`).
+SCHEDULE_BATCH = 10_000
+SCHEDULE_SECONDS = 1.0
 
 # Lease changes that hold only for the chain that holds the lease.
 _RENEW_SCRIPT = """
@@ -82,6 +89,7 @@ class SweepReport:
     probe: int | None = None
     more_due: bool = False  # left for the dispatcher's next rounds
     from_journal: int = 0  # answers stored from the refresh journal
+    scheduled: int = 0  # rows given their first next refresh (`schedule_unscheduled`)
 
 
 @dataclass(frozen=True)
@@ -141,7 +149,7 @@ def _claim_batch(limit: int) -> tuple[list[int], datetime]:
     with transaction.atomic():
         ids = list(
             _claimable(now)
-            .order_by("sumup_expires_at", "pk")
+            .order_by("sumup_refresh_due_at", "pk")
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)[:limit]
         )
@@ -241,8 +249,9 @@ def run_sweep(*, exclusive: bool = True) -> SweepReport:
     if exclusive and not cache.add(SWEEP_LOCK, timezone.now().isoformat(), int(interval * 0.8)):
         return SweepReport(skipped="another sweep ran in this interval")
     report = SweepReport(from_journal=refresh.apply_journals())
+    report.scheduled = schedule_unscheduled()
     if refresh_alerts.is_halted():
-        probe = refresh.due_profiles().order_by("sumup_expires_at").values_list("pk", flat=True)
+        probe = refresh.due_profiles().order_by("sumup_refresh_due_at").values_list("pk", flat=True)
         report.probe = probe.first()
         if report.probe is not None:
             queue.enqueue(REFRESH_TASK, args=(report.probe,), kwargs={"probe": True})
@@ -257,14 +266,38 @@ def run_sweep(*, exclusive: bool = True) -> SweepReport:
     return report
 
 
+def schedule_unscheduled(budget: float = SCHEDULE_SECONDS) -> int:
+    """Give refreshable rows written without a next refresh their first one
+    (refresh_policy.legacy_due_at), `SCHEDULE_BATCH` at a time for at most `budget`
+    seconds: a table migrated with a million connections is scheduled over a few sweeps,
+    none of them long. Returns how many rows were scheduled."""
+    started = time.monotonic()
+    scheduled = 0
+    while True:
+        now = timezone.now()
+        ids = list(
+            refresh_policy.unscheduled_rows(ArtistProfile.objects.all())
+            .order_by("pk")
+            .values_list("pk", flat=True)[:SCHEDULE_BATCH]
+        )
+        if not ids:
+            return scheduled
+        scheduled += refresh_policy.unscheduled_rows(
+            ArtistProfile.objects.filter(pk__in=ids)
+        ).update(sumup_refresh_due_at=refresh_policy.legacy_due_at(now))
+        if len(ids) < SCHEDULE_BATCH or time.monotonic() - started > budget:
+            return scheduled
+
+
 def _log_summary(report: SweepReport) -> None:
     counts = refresh_outcomes.take()
     since = " ".join(f"{name}={counts.get(name, 0)}" for name in Outcome)
     log.info(
-        "SumUp refresh sweep: enqueued=%d%s%s%s; outcomes since last sweep: %s",
+        "SumUp refresh sweep: enqueued=%d%s%s%s%s; outcomes since last sweep: %s",
         len(report.enqueued),
         " (more to the dispatcher)" if report.more_due else "",
         f" ({report.skipped})" if report.skipped else "",
         f"; stored from the journal={report.from_journal}" if report.from_journal else "",
+        f"; scheduled={report.scheduled}" if report.scheduled else "",
         since,
     )
