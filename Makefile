@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-BENCHES := migrations_bench token_refresh_bench backfill_bench campaigns_bench refresh_scale_bench
+BENCHES := migrations_bench token_refresh_bench backfill_bench campaigns_bench refresh_scale_bench refresh_week_bench
 
 # Benchmarks print their figures beside a baseline measured in the same run; never in CI.
 bench: $(STAMP)

@@ -307,3 +307,14 @@ def test_the_headroom_counts_what_falls_due_within_the_hour(connected_artist):
     assert refresh.refresh_profile(quiet.pk, only_if_due=False).outcome is Outcome.REFRESHED
 
     assert headroom.measure().needed_per_hour == 1
+
+
+@pytest.mark.django_db
+def test_an_active_artist_due_early_in_the_hour_counts_twice(connected_artist):
+    """Refreshed now, an hour's token falls due again 50 minutes later, inside the hour."""
+    connected_artist(expires_in=300)  # active, due now and again in 50 minutes
+    renewal = connected_artist(expires_in=3 * 3600)
+    go_quiet(renewal, days=10)
+    ArtistProfile.objects.filter(pk=renewal.pk).update(sumup_refresh_due_at=timezone.now())
+
+    assert headroom.measure().needed_per_hour == 2 + 1

@@ -3,11 +3,13 @@ needs against the calls an hour of the sweep's paced share allows.
 
 Needed: every working connection whose next refresh falls within the next hour (an
 active artist's access token about to expire, a grant due for renewal, a connection in
-error tried again: accounts.sumup.refresh_policy), each one call. Available: an hour of
-the paced slots the sweep's refreshes take (`refresh.paced_interval`; the rest of the
-budget is left to on-demand refreshes). Needed above available means artists will wait
-past their deadline and access tokens expire before they are refreshed: staff are warned
-on the overview and a scraper sees both figures in /metrics.
+error tried again: accounts.sumup.refresh_policy), each one call, and an active artist
+due early in the hour a second call when it falls due again before the hour ends.
+Available: an hour of the paced slots the sweep's refreshes take
+(`refresh.paced_interval`; the rest of the budget is left to on-demand refreshes).
+Needed above available means artists will wait past their deadline and access tokens
+expire before they are refreshed: staff are warned on the overview and a scraper sees
+both figures in /metrics.
 
 Counting reads the due rows of the hour ahead from the sweep's index (tens of thousands
 at a million artists), so the figure is kept in the cache for `CACHE_SECONDS`: a scrape
@@ -23,7 +25,7 @@ from typing import Any
 from django.core.cache import cache
 from django.utils import timezone
 
-from accounts.sumup import refresh
+from accounts.sumup import refresh, refresh_policy
 
 HORIZON = timedelta(hours=1)
 CACHE_KEY = "sumup:refresh:headroom"
@@ -53,6 +55,11 @@ def measure(now: datetime | None = None) -> Headroom:
     """The headroom now, counted afresh."""
     now = now or timezone.now()
     needed = refresh.due_profiles(now + HORIZON).count()
+    # An active artist refreshed early in the hour falls due again before it ends: a
+    # token of an hour is refreshed every hour less the window (50 minutes by default).
+    again_by = now + HORIZON - refresh_policy.active_cycle()
+    if again_by > now:
+        needed += refresh.due_profiles(again_by).exclude(refresh_policy.inactive_at(now)).count()
     available = int(HORIZON.total_seconds() / refresh.paced_interval())
     return Headroom(needed_per_hour=needed, available_per_hour=available)
 

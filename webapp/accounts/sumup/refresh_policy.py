@@ -19,11 +19,12 @@ The rule, for a grant written at `now`:
   refreshes it on demand when it is next used, and that use makes the artist active again.
   Connecting counts as a use: an artist who has just connected is about to sell.
 
-An hour-long access token kept fresh costs 24 calls a day; a grant kept alive, one call in
-150 days. Under the default budget (20/s, the sweep's paced share 18/s: 64,800 calls an
-hour) the sweep keeps about 60,000 active artists fresh beside a million grants alive
-(a million renewals spread over 150 days are 0.08 calls a second); the staff overview
-and /metrics show the hour ahead against that (accounts.sumup.headroom).
+An hour-long access token kept fresh is refreshed every 50 minutes (an hour less the
+window): 1.2 calls an hour, 29 a day; a grant kept alive costs one call in 150 days.
+Under the default budget (20/s, the sweep's paced share 18/s: 64,800 calls an hour) the
+sweep keeps about 54,000 active artists fresh beside a million grants alive (a million
+renewals spread over 150 days are 0.08 calls a second); the staff overview and /metrics
+show the hour ahead against that (accounts.sumup.headroom).
 
 A row whose grant was written by code that does not keep the time (the release before,
 during a rolling deploy; a row loaded by hand) has none while it is refreshable:
@@ -42,10 +43,19 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Q, QuerySet, V
 from django.db.models.functions import Coalesce, Least
 
 UNKNOWN_AGE_RENEW = timedelta(days=7)
+# SumUp's access tokens last an hour (`expires_in` 3599 or 3600): what an active artist
+# costs the budget follows from it (`active_cycle`).
+ACCESS_TOKEN_LIFETIME = timedelta(hours=1)
 # A use is recorded at most this often per artist: one write an hour, not one per call.
 USE_RECORDED_EVERY = timedelta(hours=1)
 # The statuses whose grants are refreshed (a connection in error is tried again).
 REFRESHABLE_STATUSES = ("connected", "error")
+
+
+def active_cycle() -> timedelta:
+    """How often an active artist's access token is refreshed: SumUp's access tokens last
+    `ACCESS_TOKEN_LIFETIME`, each refreshed `SUMUP_REFRESH_WINDOW` before it ends."""
+    return ACCESS_TOKEN_LIFETIME - refresh_window()
 
 
 def active_for() -> timedelta:

@@ -90,7 +90,7 @@ def _budget_words(budget: dict[str, Any]) -> dict[str, str]:
     return {
         "budget": f"{needed:,} needed of {available:,} calls ({budget['used']:.0%})",
         "budget_warning": (
-            f"The SumUp budget is short: {needed:,} connections fall due within the hour and "
+            f"The SumUp budget is short: {needed:,} refreshes fall due within the hour and "
             f"the sweep may make {available:,} calls in that time, so some access tokens "
             "will expire before they are refreshed. Raise SUMUP_API_RATE_LIMIT (if SumUp "
             "allows it) or expect on-demand refreshes."
