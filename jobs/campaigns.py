@@ -1,4 +1,4 @@
-"""Email campaigns on the workers: the send of one recipient, the dispatch chain that
+"""Email campaigns on the workers: the sends of a batch of recipients, the dispatch chain that
 feeds a campaign at its rate, and beat's recovery of work lost with a worker.
 
 Every task is thin and safe to run twice (see campaigns.sending for the claim protocol).
@@ -28,11 +28,14 @@ from jobs import options
 
 @shared_task(bind=True, name="jobs.campaigns.send", **options.at_least_once(task_limits.CAMPAIGN))
 def send(self: Any, recipient_ids: list[int]) -> int:
-    """Send to these recipients in turn, skipping any that was sent, is claimed or is no
-    longer due; returns how many it dealt with.
+    """Send to these recipients, many to a provider request where the provider takes
+    batches (campaigns.sending), skipping any that was sent, is claimed or is no longer
+    due; returns how many it dealt with.
 
-    From the first that is over the campaign's rate, the rest re-queue themselves for
-    when a slot frees (and after `sending.BATCH_SECONDS`, at once); it never sleeps.
+    From the first request that is a little early for its slots of the campaign's
+    rate, the rest re-queue themselves for when the slots free (further over the rate,
+    they go back to the campaign's schedule); those it had no time for
+    (`sending.BATCH_SECONDS`) re-queue themselves at once. It never sleeps.
     """
     rest, wait = sending.send_batch(recipient_ids)
     if rest:

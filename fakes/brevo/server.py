@@ -25,6 +25,7 @@ class _Handler(QuietHandler):
         elif path == "/_fake/reset":
             faults = json.loads(body or b"{}")
             faults["hang"] = set(faults.get("hang", ()))
+            faults["list_omit"] = set(faults.get("list_omit", ()))
             self.server.state.reset(**faults)
             self._answer(200, {})
         else:

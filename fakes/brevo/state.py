@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fakes.brevo.email_list import BadQuery, ListQuery, listed
+from fakes.brevo.templating import fill
 
 API_KEY = "fake-brevo-api-key"
 SEND_PATH = "/v3/smtp/email"
 LIST_PATH = "/v3/smtp/emails"
 IDEMPOTENCY_TTL = 1800.0  # seconds Brevo remembers an idempotencyKey
+MAX_VERSIONS = 1000  # message versions Brevo takes in one request
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Accepted:
     sender: str = ""
     tags: tuple[str, ...] = ()
     template_id: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
@@ -56,6 +59,7 @@ class Faults:
     seed: int | None = None
     list_status: int | None = None  # every list request is answered with it (e.g. 503)
     list_lag: float = 0.0  # seconds before an accepted message shows in the list
+    list_omit: set[str] = field(default_factory=set)  # addresses the list never shows
 
 
 class FakeBrevoState:
@@ -71,8 +75,10 @@ class FakeBrevoState:
         self.arrivals: list[Arrival] = []
         self.accepted: list[Accepted] = []
         self.hung: list[str] = []
+        self.requests: list[tuple[str, ...]] = []  # the addresses each send request carried
         self.lookups: list[dict[str, str]] = []  # the query of every list request
-        self._by_key: dict[str, tuple[str, float]] = {}  # key -> (message id, first use)
+        # key -> (the message id given to each address, first use)
+        self._by_key: dict[str, tuple[dict[str, str], float]] = {}
         self._errors: dict[str, int] = {}
         self.release = threading.Event()
 
@@ -82,6 +88,7 @@ class FakeBrevoState:
             self.idempotency_ttl = self._default_ttl if idempotency_ttl is None else idempotency_ttl
             self._random.seed(self.faults.seed)
             self.arrivals, self.accepted, self.hung, self.lookups = [], [], [], []
+            self.requests = []
             self._by_key, self._errors = {}, {}
             self.release.set()
             self.release = threading.Event()
@@ -91,73 +98,110 @@ class FakeBrevoState:
             return sum(1 for message in self.accepted if message.to == email.lower())
 
     def handle(self, headers: dict[str, str], body: bytes, at: float) -> tuple[int, dict[str, Any]]:
-        """Answer one send request that arrived at `at` (time.time()): (status, JSON body)."""
+        """Answer one send request that arrived at `at` (time.time()): (status, JSON body).
+
+        A request with `messageVersions` (Brevo's batch send, at most `MAX_VERSIONS`) is
+        one message a version, each to the version's first `to`, with its own `params`
+        and `headers` over the request's; it is taken or refused whole, one answer
+        `{"messageIds": [...]}`, an id a version."""
         if headers.get("api-key") != self.api_key:
             return 401, {"code": "unauthorized", "message": "Key not found"}
         try:
             data = json.loads(body)
-            to = str(data["to"][0]["email"]).lower()
+            versions = _versions(data)
         except (ValueError, KeyError, IndexError, TypeError):
             return 400, {"code": "invalid_parameter", "message": "bad request body"}
         mail_headers = {str(k): str(v) for k, v in (data.get("headers") or {}).items()}
         key = mail_headers.pop("idempotencyKey", "")
+        addresses = [to for to, _ in versions]
         with self._lock:
-            if to in self.faults.hang:
-                self.arrivals.append(Arrival(at, to, 0))
-                self.hung.append(to)
+            self.requests.append(tuple(addresses))
+            if self.faults.hang.intersection(addresses):
+                self.arrivals += [Arrival(at, to, 0) for to in addresses]
+                self.hung += addresses
                 release = self.release
             else:
-                status, answer = self._decide(to, key, data, mail_headers, at)
-                self.arrivals.append(Arrival(at, to, status))
+                status, answer = self._decide(versions, key, data, mail_headers, at)
+                self.arrivals += [Arrival(at, to, status) for to in addresses]
                 return status, answer
         release.wait()  # until reset() or stop(); by then the caller has usually died
         return 504, {"code": "timeout", "message": "fake hang released"}
 
     def _decide(
-        self, to: str, key: str, data: dict[str, Any], headers: dict[str, str], at: float
+        self,
+        versions: list[tuple[str, dict[str, Any]]],
+        key: str,
+        data: dict[str, Any],
+        headers: dict[str, str],
+        at: float,
     ) -> tuple[int, dict[str, Any]]:
-        if to in self.faults.refuse:
-            return self.faults.refuse[to], {"code": "invalid_parameter", "message": "refused"}
+        batch = "messageVersions" in data
+        addresses = [to for to, _ in versions]
+        for to in addresses:
+            if to in self.faults.refuse:  # one bad recipient refuses the request whole
+                return self.faults.refuse[to], {"code": "invalid_parameter", "message": "refused"}
         first = self._by_key.get(key) if key else None
         if first is not None and at - first[1] < self.idempotency_ttl:
-            return 201, {"messageId": first[0]}  # Brevo: a repeated key is not sent again
+            # Brevo: a repeated key is not sent again; the first answer's ids.
+            ids = [first[0].get(to, "") for to in addresses]
+            return 201, {"messageIds": ids} if batch else {"messageId": ids[0]}
         roll = self._random.random()
         cap = self.faults.max_errors_per_address
-        if cap is not None and self._errors.get(to, 0) >= cap:
+        if cap is not None and all(self._errors.get(to, 0) >= cap for to in addresses):
             roll = 1.0
         elif roll < self.faults.error_rate + self.faults.accepted_error_rate:
-            self._errors[to] = self._errors.get(to, 0) + 1
+            for to in addresses:
+                self._errors[to] = self._errors.get(to, 0) + 1
         if roll < self.faults.error_rate:
             status = self._random.choice(self.faults.error_statuses)
             return status, {"code": "error", "message": f"fake fault {status}"}
+        now = time.time()
+        ids = [self._accept(to, version, key, data, headers, now) for to, version in versions]
+        if key:
+            self._by_key[key] = (dict(zip(addresses, ids, strict=True)), at)
+        if roll < self.faults.error_rate + self.faults.accepted_error_rate:
+            return 500, {"code": "error", "message": "fake fault after sending"}
+        return 201, {"messageIds": ids} if batch else {"messageId": ids[0]}
+
+    def _accept(
+        self,
+        to: str,
+        version: dict[str, Any],
+        key: str,
+        data: dict[str, Any],
+        headers: dict[str, str],
+        now: float,
+    ) -> str:
+        """Record one message (a version of the request, or the request itself)."""
         message_id = f"<{uuid.uuid4().hex}@fake-brevo.local>"
+        own = {str(k): str(v) for k, v in (version.get("headers") or {}).items()}
+        merged = {**headers, **own}
+        params = {**(data.get("params") or {}), **(version.get("params") or {})}
         try:
-            metadata = json.loads(headers.get("X-Mailin-custom", "{}"))
+            metadata = json.loads(merged.get("X-Mailin-custom", "{}"))
         except ValueError:
             metadata = {}
         sender = data.get("sender")
         template_id = data.get("templateId")
+        content = {name: version.get(name, data.get(name, "")) for name in _CONTENT}
         self.accepted.append(
             Accepted(
                 message_id=message_id,
                 to=to,
-                subject=str(data.get("subject", "")),
-                text=str(data.get("textContent", "")),
-                html=str(data.get("htmlContent", "")),
-                headers=headers,
+                subject=fill(str(content["subject"]), params),
+                text=fill(str(content["textContent"]), params),
+                html=fill(str(content["htmlContent"]), params),
+                headers=merged,
                 metadata=metadata if isinstance(metadata, dict) else {},
                 idempotency_key=key,
-                at=time.time(),
+                at=now,
                 sender=str(sender.get("email", "")) if isinstance(sender, dict) else "",
                 tags=tuple(str(tag) for tag in data.get("tags") or ()),
                 template_id=template_id if isinstance(template_id, int) else None,
+                params=params,
             )
         )
-        if key:
-            self._by_key[key] = (message_id, at)
-        if roll < self.faults.error_rate + self.faults.accepted_error_rate:
-            return 500, {"code": "error", "message": "fake fault after sending"}
-        return 201, {"messageId": message_id}
+        return message_id
 
     def list_emails(
         self, headers: dict[str, str], query: dict[str, list[str]], now: float
@@ -169,7 +213,8 @@ class FakeBrevoState:
         with self._lock:
             self.lookups.append({name: values[-1] for name, values in query.items()})
             status, lag = self.faults.list_status, self.faults.list_lag
-            accepted = list(self.accepted)
+            omitted = self.faults.list_omit
+            accepted = [m for m in self.accepted if m.to not in omitted]
         if status is not None:
             return status, {"code": "error", "message": f"fake fault {status}"}
         try:
@@ -180,6 +225,20 @@ class FakeBrevoState:
         found.sort(key=lambda message: message.at, reverse=wanted.newest_first)
         page = found[wanted.offset : wanted.offset + wanted.limit]
         return 200, {"count": len(found), "transactionalEmails": [listed(m) for m in page]}
+
+
+_CONTENT = ("subject", "textContent", "htmlContent")
+
+
+def _versions(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(address, version) of each message a send request makes: one a message version,
+    or the request itself without versions."""
+    versions = data.get("messageVersions")
+    if versions is None:
+        return [(str(data["to"][0]["email"]).lower(), {})]
+    if not isinstance(versions, list) or not 1 <= len(versions) <= MAX_VERSIONS:
+        raise ValueError("between 1 and 1000 message versions")
+    return [(str(version["to"][0]["email"]).lower(), version) for version in versions]
 
 
 def tracking_payload(message: Accepted, event: str) -> dict[str, Any]:

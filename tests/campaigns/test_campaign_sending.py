@@ -200,12 +200,13 @@ def test_over_the_rate_a_send_is_told_how_long_to_wait_and_sends_nothing(esp, ar
     result = sending.send_one(second.pk)
 
     # The limiter's window is the period widened by its margin (campaigns.rate).
-    longest = 60 + rate.LATENESS_MARGIN + sending.WAIT_JITTER[1]
+    longest = 60 + rate.LATENESS_MARGIN
     assert result.step is Step.WAIT and 0 < result.wait <= longest
     second.refresh_from_db()
     assert (second.status, second.attempts) == (S.QUEUED, 0)
     assert second.artist is not None
-    assert second.lapse_mark is None, "never claimed: the claim comes with the slot"
+    assert second.lapse_mark is None, "not claimed while over the rate"
+    assert second.dispatched_at is None, "back to the campaign's schedule"
     assert second.artist.sumup_lapse_notified_at is None, "the artist is not held meanwhile"
     assert len(esp.state.arrivals) == 1, "the request was never made"
 

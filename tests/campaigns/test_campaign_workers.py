@@ -74,14 +74,19 @@ def start_campaign(**fields: Any) -> Campaign:
     return campaign
 
 
-SLOT = re.compile(r"email slot at .* granted between ([0-9.]+) and ([0-9.]+)")
+SLOT = re.compile(r"email slots \((\d+)\) at .* granted between ([0-9.]+) and ([0-9.]+)")
 
 
 def granted_slots(workers: WorkerProcesses) -> list[tuple[float, float]]:
-    """Each slot of the rate the workers took, as the (before, after) instants around
-    the limiter's own stamp (from their INFO log)."""
+    """Each slot of the rate the workers took (one a message; a request's together), as
+    the (before, after) instants around the limiter's own stamp (from their INFO log)."""
     logs = (workers.log_dir / f"worker-{i}.log" for i in range(workers.count))
-    return [(float(b), float(a)) for log in logs for b, a in SLOT.findall(log.read_text())]
+    return [
+        (float(b), float(a))
+        for log in logs
+        for n, b, a in SLOT.findall(log.read_text())
+        for _ in range(int(n))
+    ]
 
 
 def most_slots_in_one_second(slots: list[tuple[float, float]]) -> int:
@@ -136,38 +141,62 @@ def test_two_workers_never_exceed_the_rate_even_when_every_send_is_queued_at_onc
         assert SLOT.search((workers.log_dir / log).read_text()), f"{log}: both workers sent"
 
 
-def test_a_pool_process_killed_mid_send_is_not_resent_by_redelivery_but_once_by_recovery(
+def test_batches_at_the_rate_never_put_more_messages_in_a_second_at_the_provider(
+    esp, artists, worker_processes
+):
+    people = artists(150)
+    workers = worker_processes(2, concurrency=2)
+
+    campaign = start_campaign(rate_limit="50/s")  # batches of 5 (a tenth of a second)
+    wait_for(finished(campaign), "the campaign to finish", workers)
+
+    assert Counter(arrival.to for arrival in esp.state.arrivals) == {
+        artist.user.email: 1 for artist in people
+    }
+    assert max(len(request) for request in esp.state.requests) == 5, "sent in batches"
+    assert len(esp.state.requests) <= 40
+    arrivals = sorted(arrival.at for arrival in esp.state.arrivals)
+    busiest = max(
+        sum(1 for at in arrivals[i:] if at < start + 1.0) for i, start in enumerate(arrivals)
+    )
+    assert busiest <= 50, f"{busiest} messages in one second at the provider"
+    assert busiest >= 40, "the rate is used, not just kept"
+    assert most_slots_in_one_second(granted_slots(workers)) <= 50
+
+
+def test_a_pool_process_killed_mid_batch_is_not_resent_by_redelivery_but_once_by_recovery(
     esp, artists, worker_processes
 ):
     people = artists(8)
     victim = people[3]
-    esp.state.reset(hang={victim.user.email})
+    esp.state.reset(hang={victim.user.email})  # holds the whole request the victim is in
     workers = worker_processes(2, concurrency=1)
     campaign = start_campaign(rate_limit="")
     recipient = campaign.recipients.get(artist=victim)
 
-    wait_for(lambda: esp.state.hung, "the victim's send to reach the provider", workers)
+    wait_for(lambda: esp.state.hung, "the batch to reach the provider", workers)
+    assert sorted(esp.state.hung) == sorted(a.user.email for a in people), "one request"
     _, pool_pid = holder_of(recipient, workers)
     os.kill(pool_pid, signal.SIGKILL)  # reject_on_worker_lost hands the task back at once
     wait_for(
-        lambda: sum(1 for a in esp.state.arrivals if a.to != victim.user.email) == 7,
-        "everyone else to be sent",
+        lambda: campaign.recipients.filter(status=S.SENDING, attempts=1).count() == 8,
+        "the batch to stay claimed",
         workers,
     )
-    assert esp.state.hung == [victim.user.email], "the redelivered task did not resend"
+    assert len(esp.state.hung) == 8 and esp.state.accepted == [], "the redelivery resent"
     esp.state.faults.hang.clear()  # the provider, which never took it, answers again
-    as_if_long_ago(campaign, recipient)
+    batch = list(campaign.recipients.all())
+    as_if_long_ago(campaign, *batch)
     report = dispatch.recover()
-    assert (report.lost_claims, report.sent_again) == (1, 1), "the provider's log has none"
+    assert (report.lost_claims, report.sent_again) == (8, 8), "the provider's log has none"
     wait_for(finished(campaign), "the campaign to finish", workers)
 
-    recipient.refresh_from_db()
-    assert recipient.status == S.SENT and recipient.attempts == 2
-    assert esp.state.hung == [victim.user.email]
     assert campaign.counts()["sent"] == 8
+    assert set(campaign.recipients.values_list("attempts", flat=True)) == {2}
     assert all(esp.state.accepted_for(a.user.email) == 1 for a in people)
-    (resent,) = [m for m in esp.state.accepted if m.to == victim.user.email]
-    assert resent.idempotency_key == str(recipient.idempotency_key)
+    (key,) = {str(row.batch_key) for row in batch}
+    assert {m.idempotency_key for m in esp.state.accepted} == {key}, "resent under its key"
+    assert len(esp.state.arrivals) == 16, "one request held, one request sent"
 
 
 def test_with_faults_and_a_killed_worker_no_artist_gets_two_emails_and_none_is_lost(
@@ -199,9 +228,11 @@ def test_with_faults_and_a_killed_worker_no_artist_gets_two_emails_and_none_is_l
     wait_for(lambda: esp.state.hung, "the victim's send to reach the provider", workers)
     index, _ = holder_of(recipient, workers)
     workers.kill(index)  # the whole worker, as if its machine died
-    esp.state.faults.hang.clear()  # the provider never took the victim's message
-    as_if_long_ago(campaign, recipient)
-    assert dispatch.recover().sent_again == 1
+    esp.state.faults.hang.clear()  # the provider never took the victim's request
+    recipient.refresh_from_db()
+    batch = list(campaign.recipients.filter(batch_key=recipient.batch_key))  # one claim
+    as_if_long_ago(campaign, *batch)
+    assert dispatch.recover().sent_again == len(batch) == 2, "batches of 2 at 20/s"
     wait_for(finished(campaign), "the campaign to finish", workers)
 
     accepted = Counter(message.to for message in esp.state.accepted)

@@ -176,3 +176,64 @@ def test_a_test_can_shorten_the_idempotency_keys_life_until_the_next_reset(brevo
 
     brevo.state.reset()
     assert brevo.state.idempotency_ttl == 1800.0
+
+
+def post_batch(
+    brevo: FakeBrevo, versions: list[dict[str, Any]], key: str = ""
+) -> requests.Response:
+    """A batch send as Brevo documents it: a base content, and a version a recipient."""
+    body: dict[str, Any] = {
+        "sender": {"email": "no-reply@jerseyevents.test"},
+        "subject": "Hello {{ params.name }}",
+        "htmlContent": "<p>Hello {{ params.name }}, {{params.missing}}</p>",
+        "textContent": "Hello {% autoescape off %}{{ params.name }}{% endautoescape %}",
+        "params": {"name": "everyone"},
+        "messageVersions": versions,
+        "headers": {"idempotencyKey": key} if key else {},
+    }
+    return requests.post(
+        f"{brevo.api_url}smtp/email", json=body, headers={"api-key": API_KEY}, timeout=TIMEOUT
+    )
+
+
+def test_a_batch_is_a_message_a_version_with_its_own_params_and_headers(brevo):
+    versions = [
+        {"to": [{"email": "ann@example.com"}], "params": {"name": "Tom & <Jerry>"}},
+        {"to": [{"email": "bob@example.com"}], "headers": {"List-Unsubscribe": "<https://x/>"}},
+    ]
+
+    answer = post_batch(brevo, versions)
+
+    assert answer.status_code == 201
+    ids = answer.json()["messageIds"]
+    ann, bob = brevo.state.accepted
+    assert [ann.message_id, bob.message_id] == ids and ids[0] != ids[1]
+    assert ann.html == "<p>Hello Tom &amp; &lt;Jerry&gt;, </p>", "escaped in HTML by default"
+    assert ann.text == "Hello Tom & <Jerry>", "as written inside autoescape off"
+    assert ann.subject == "Hello Tom &amp; &lt;Jerry&gt;"
+    assert bob.text == "Hello everyone" and bob.headers == {"List-Unsubscribe": "<https://x/>"}
+    assert [(a.to, a.status) for a in brevo.state.arrivals] == [
+        ("ann@example.com", 201),
+        ("bob@example.com", 201),
+    ]
+    assert brevo.state.requests == [("ann@example.com", "bob@example.com")]
+
+
+def test_a_repeated_batch_key_sends_nothing_and_answers_the_first_ids(brevo):
+    versions = [{"to": [{"email": f"{name}@example.com"}]} for name in ("ann", "bob")]
+    key = str(uuid.uuid4())
+
+    first = post_batch(brevo, versions, key).json()["messageIds"]
+    again = post_batch(brevo, versions[1:], key).json()["messageIds"]
+
+    assert again == first[1:]
+    assert len(brevo.state.accepted) == 2 and len(brevo.state.requests) == 2
+
+
+def test_a_batch_is_refused_whole_past_1000_versions_or_for_one_bad_address(brevo):
+    versions = [{"to": [{"email": f"a{n}@example.com"}]} for n in range(1001)]
+    brevo.state.reset(refuse={"a1@example.com": 400})
+
+    assert post_batch(brevo, versions).status_code == 400
+    assert post_batch(brevo, versions[:3]).status_code == 400
+    assert brevo.state.accepted == []

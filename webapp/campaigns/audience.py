@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
 
@@ -124,3 +125,63 @@ def release_lapse_mark(profile_id: int | None, mark: datetime | None) -> None:
     ArtistProfile.objects.filter(pk=profile_id, sumup_lapse_notified_at=mark).update(
         sumup_lapse_notified_at=None
     )
+
+
+def take_lapse_marks(
+    claims: list[tuple[int, datetime | None, datetime]], *, take_any: bool
+) -> set[int]:
+    """`take_lapse_mark` for a batch in one statement: each claim is (profile id, the
+    mark its row already holds or None, the mark to write); returns the profile ids now
+    held for this lapse."""
+    if not claims:
+        return set()
+    profiles, held, marks = (list(column) for column in zip(*claims, strict=True))
+    table = ArtistProfile._meta.db_table
+    sql = f"""
+        UPDATE {table} AS p SET sumup_lapse_notified_at = v.mark
+        FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS v(id, held, mark)
+        WHERE p.id = v.id AND p.sumup_connection_status = ANY(%s)
+          AND (%s OR p.sumup_lapse_notified_at IS NULL OR p.sumup_lapse_notified_at = v.held)
+        RETURNING p.id
+    """  # noqa: S608 (the table name is the model's own)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [profiles, held, marks, list(NEEDS_CONNECTION), take_any])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def release_lapse_marks(held: list[tuple[int | None, datetime | None]]) -> None:
+    """`release_lapse_mark` for a batch whose notices definitely did not go out."""
+    pairs = [(profile, mark) for profile, mark in held if profile is not None and mark is not None]
+    if not pairs:
+        return
+    profiles, marks = (list(column) for column in zip(*pairs, strict=True))
+    table = ArtistProfile._meta.db_table
+    sql = f"""
+        UPDATE {table} AS p SET sumup_lapse_notified_at = NULL
+        FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, mark)
+        WHERE p.id = v.id AND p.sumup_lapse_notified_at = v.mark
+    """  # noqa: S608 (the table name is the model's own)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [profiles, marks])
+
+
+def restore_lapse_marks(marks: list[tuple[int | None, datetime | None, datetime | None]]) -> None:
+    """Undo `take_lapse_marks` for notices that were never sent: each artist still
+    marked with the mark taken (profile id, mark taken, mark before) gets the one before
+    back (none: free for a later notice)."""
+    changed = [
+        (profile, taken, before)
+        for profile, taken, before in marks
+        if profile is not None and taken is not None and taken != before
+    ]
+    if not changed:
+        return
+    profiles, taken, before = (list(column) for column in zip(*changed, strict=True))
+    table = ArtistProfile._meta.db_table
+    sql = f"""
+        UPDATE {table} AS p SET sumup_lapse_notified_at = v.before
+        FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS v(id, taken, before)
+        WHERE p.id = v.id AND p.sumup_lapse_notified_at = v.taken
+    """  # noqa: S608 (the table name is the model's own)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [profiles, taken, before])

@@ -12,7 +12,8 @@ schedule from tick to tick). Due times are instants, not countdowns from the tic
 start: a tick slowed by a busy machine hands out its sends later, but never shifts the
 schedule, so its sends neither pile onto the next tick's nor leave a gap. The limiter
 (campaigns.sending) is what guarantees the rate; the schedule keeps the sends from all
-arriving at it at once, which would make nearly every one of them wait and re-queue.
+arriving at it at once, which would have nearly every one of them refused and handed
+back.
 
 Only about `LOOKAHEAD_SECONDS` of sends are queued at a time, so pause and cancel act
 within seconds and no countdown ever comes near the broker's visibility timeout (Redis
@@ -41,8 +42,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from campaigns import batching, provider, reconcile
 from campaigns import rate as rates
-from campaigns import reconcile
 from campaigns.models import Campaign, CampaignAction, Recipient
 from campaigns.progress import progress
 from campaigns.reconcile import Outcome
@@ -52,11 +53,25 @@ from events.durations import roughly
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0  # from one tick's start to the next's
-LOOKAHEAD_SECONDS = 2.0  # how far ahead sends are handed out
+# How far ahead sends are handed out: a tick that runs this late on a busy machine
+# still finds the schedule fed.
+LOOKAHEAD_SECONDS = 3.0
 MIN_IN_FLIGHT = 10
-UNLIMITED_IN_FLIGHT = 1000  # sends kept queued when the campaign has no rate
-# Sends per task without a rate: fewer tasks, and database connections, per email.
+# Room beyond the lookahead: sends handed out whose tasks run late on a busy machine
+# still count as in flight, and must not starve the schedule.
+IN_FLIGHT_SPARE_SECONDS = 2.0
+# Sends kept queued when the campaign has no rate: a tick's worth of what the workers
+# can send, one request for many (campaigns.sending), or one request each.
+UNLIMITED_IN_FLIGHT = 6000
+UNLIMITED_IN_FLIGHT_ONE_BY_ONE = 1000
+# Sends per task without a rate: a few requests' worth for a provider that takes
+# batches, so that every worker has some; else fewer tasks, and database connections,
+# per email.
+UNLIMITED_BATCH = 500
 MAX_BATCH = 25
+# Under a rate, with batches: a task carries this share of a second of the rate, so
+# the requests go out as evenly as the slots free.
+RATE_BATCH_SECONDS = 0.1
 CHAIN_STALE = timedelta(seconds=30)  # a chain silent this long is replaced
 
 ACTIVE = (Recipient.Status.QUEUED, Recipient.Status.SENDING)
@@ -88,25 +103,38 @@ def per_second(campaign: Campaign) -> float | None:
 def send_interval(campaign: Campaign) -> float:
     """Seconds between the sends handed out; 0.0 without a rate."""
     rate = campaign.rate
-    return 0.0 if rate is None else rates.send_interval(rate)
+    return 0.0 if rate is None else rates.send_interval(rate, batch_size(campaign))
 
 
 def batch_size(campaign: Campaign) -> int:
-    """Sends per task. A task's sends go back to back, so under a rate a batch is at
-    most the slots the schedule leaves free in the limiter's window (1 below 107/s, 3 at
-    200/s): a bigger bunch would fill that window and make the schedule wait."""
-    interval = send_interval(campaign)
-    if not interval:
+    """Sends per task.
+
+    With a provider that takes batches, a task's sends go out in one request and take
+    their slots together: under a rate about a tenth of a second of it (never more than
+    `batching.most_per_request`), the size that wastes least of the rate's amount (a
+    window holds only whole requests: 5 at 50/s, 10 at 100/s), so the gaps between
+    requests stay small. One request each, a task's sends go back to back, so under a
+    rate a batch is at most the slots the schedule leaves free in the limiter's window
+    (1 below 107/s, 3 at 200/s): a bigger bunch would fill that window and make the
+    schedule wait."""
+    rate = campaign.rate
+    if provider.can_batch():
+        if rate is None:
+            return UNLIMITED_BATCH
+        most = batching.most_per_request(campaign)
+        target = max(1, min(most, math.floor(rate.amount / rate.get_expiry() * RATE_BATCH_SECONDS)))
+        return max(range(1, target + 1), key=lambda size: (rate.amount // size * size, size))
+    if rate is None:
         return MAX_BATCH
-    spare = rates.SCHEDULE_ALLOWANCE / interval
+    spare = rates.SCHEDULE_ALLOWANCE / rates.send_interval(rate)
     return max(1, min(MAX_BATCH, math.floor(spare + 1e-9)))
 
 
 def in_flight_target(campaign: Campaign) -> int:
     rate = per_second(campaign)
     if rate is None:
-        return UNLIMITED_IN_FLIGHT
-    return MIN_IN_FLIGHT + math.ceil(rate * LOOKAHEAD_SECONDS)
+        return UNLIMITED_IN_FLIGHT if provider.can_batch() else UNLIMITED_IN_FLIGHT_ONE_BY_ONE
+    return MIN_IN_FLIGHT + math.ceil(rate * (LOOKAHEAD_SECONDS + IN_FLIGHT_SPARE_SECONDS))
 
 
 def _has_work() -> Exists:
@@ -146,9 +174,10 @@ def tick(campaign_id: int, token: str) -> float | None:
     if not alive:
         return None
     campaign = Campaign.objects.get(pk=campaign_id)
-    ids, due = _hand_out(campaign, now)
+    batch = batch_size(campaign)
+    ids, due = _hand_out(campaign, now, batch)
     if ids:
-        enqueue_sends(ids, due, batch=batch_size(campaign))
+        enqueue_sends(ids, due, batch=batch)
     elif not campaign.recipients.filter(status__in=ACTIVE).exists():
         Campaign.objects.filter(pk=campaign_id, dispatch_token=token).update(
             dispatch_token="", dispatch_heartbeat=None
@@ -159,8 +188,11 @@ def tick(campaign_id: int, token: str) -> float | None:
     return max(0.0, TICK_SECONDS - (timezone.now() - now).total_seconds())
 
 
-def _hand_out(campaign: Campaign, now: datetime) -> tuple[list[int], list[datetime] | None]:
-    """The recipients to queue now, and under a rate the instant each is due."""
+def _hand_out(
+    campaign: Campaign, now: datetime, batch: int
+) -> tuple[list[int], list[datetime] | None]:
+    """The recipients to queue now, in whole batches of `batch` (the room for a whole
+    one frees within a tick), and under a rate the instant each is due."""
     rows = campaign.recipients
     fresh = now - redispatch_after()
     in_flight = rows.filter(
@@ -173,6 +205,7 @@ def _hand_out(campaign: Campaign, now: datetime) -> tuple[list[int], list[dateti
     if interval:
         ahead = (now - first).total_seconds() + LOOKAHEAD_SECONDS
         room = min(room, math.floor(ahead / interval))
+    room -= room % batch  # the schedule spaces whole batches; the last may be short
     if room <= 0:
         return [], None
     with transaction.atomic():

@@ -150,8 +150,13 @@ class Recipient(models.Model):
     attempts = models.IntegerField(default=0)
     message_id = models.CharField(max_length=255, blank=True, default="")
     last_error = models.CharField(max_length=300, blank=True, default="")
-    # Sent to the provider with every attempt, so it drops a retry that already went out.
+    # The row's own send key: tracking events join on it, and a row sent alone (the
+    # release before, a staff resend) gives it to the provider as its idempotency key.
     idempotency_key = models.UUIDField(default=uuid.uuid4, editable=False)
+    # The idempotency key of the one provider request that carries this row with the
+    # rest of its batch: set at the first claim, kept by every resend of the row, which
+    # goes out with the others of this key only (campaigns.sending).
+    batch_key = models.UUIDField(null=True, blank=True, editable=False)
     # The artist's `sumup_lapse_notified_at` this row set: while held, no other notice
     # goes to this artist for the same lapse (see campaigns.audience).
     lapse_mark = models.DateTimeField(null=True, blank=True)
@@ -180,6 +185,11 @@ class Recipient(models.Model):
             ),
             models.Index(
                 fields=["message_id"], condition=~Q(message_id=""), name="recipient_message_idx"
+            ),
+            models.Index(
+                fields=["batch_key"],
+                condition=Q(batch_key__isnull=False),
+                name="recipient_batch_key_idx",
             ),
         ]
 

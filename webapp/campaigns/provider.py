@@ -14,11 +14,18 @@ timeout; `send` never raises, it answers what became of the message:
 | any other 4xx, every recipient refused, a bad address    | `FAILED`  | recorded       |
 
 `UNKNOWN` is only ever the answer to a request that may have reached the provider: the
-caller takes its slot of the rate (campaigns.sending) before calling `send`, so a limiter
-that fails has made no request and is never mistaken for one.
+caller takes its slots of the rate (campaigns.sending) in `send`'s `before_request` hook,
+right before the request is written, and a hook that refuses (over the rate, or the
+limiter failed) stops it: `HELD`, no request made, never mistaken for one.
 
 A retry carries the same idempotency key (Brevo's `idempotencyKey`, the only one anymail
 passes through), so a provider that did act on a 5xx drops the repeat.
+
+With Brevo (`can_batch`), one request carries up to `MAX_BATCH` messages (its batch API,
+`messageVersions`); the table's outcome is then the whole request's, and an accepted
+request answers for each recipient (`recipient_answers`): `SENT` with its own message
+id, or `FAILED` for one the provider refused. Any other backend sends one message a
+request.
 
 `look_up` asks the provider's log whether it accepted a message to an address, with a
 tag, since an instant: campaign recovery settles a send whose worker died mid-call with
@@ -33,6 +40,8 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -59,9 +68,13 @@ _IDEMPOTENT_BACKENDS = ("anymail.backends.brevo.", "anymail.backends.sendinblue.
 BREVO_API_URL = "https://api.brevo.com/v3/"  # anymail's default BREVO_API_URL
 # The newest messages to one address `look_up` reads: an artist gets a handful a month.
 LOOKUP_PAGE = 100
+MAX_BATCH = 1000  # Brevo's most message versions in one request
+# How anymail reports a recipient the provider refused within an accepted request.
+_REFUSED = {"rejected", "invalid", "failed"}
 
 
 class Outcome(enum.StrEnum):
+    HELD = "held"  # the caller's `before_request` stopped it: no request was made
     SENT = "sent"
     RETRY = "retry"
     UNKNOWN = "unknown"
@@ -131,20 +144,37 @@ def idempotency_headers(key: str) -> dict[str, str]:
     return {"idempotencyKey": key} if _is_brevo() else {}
 
 
+def can_batch() -> bool:
+    """Whether the configured provider takes many messages in one request (`MAX_BATCH`)."""
+    return _is_brevo()
+
+
 def can_look_up() -> bool:
     """Whether the configured provider has a log `look_up` can ask."""
     return _is_brevo()
 
 
-def send(message: EmailMessage) -> Answer:
-    """Hand one message to the provider; never raises (see the module's table)."""
+class Held(Exception):
+    """Raised by a `send`'s `before_request` hook: the request must not be made now."""
+
+
+def send(message: EmailMessage, before_request: Callable[[], None] | None = None) -> Answer:
+    """Hand one message to the provider; never raises (see the module's table).
+
+    `before_request` runs once the request is built, right before it is written (before
+    the backend is called, for a backend that makes no HTTP request through a session):
+    the rate's slots are taken there, so that little lies between them and the request.
+    If it raises `Held`, no request is made and the answer is `HELD`."""
     try:
         connection = _connection()
     except Exception as exc:  # e.g. a missing ANYMAIL_* setting: nothing left
         log.error("the email backend could not be set up: %s", type(exc).__name__)
         return Answer(Outcome.RETRY, error=f"email backend not usable: {type(exc).__name__}")
     try:
-        connection.send_messages([message])
+        with _gated(connection, before_request):
+            connection.send_messages([message])
+    except Held:
+        return Answer(Outcome.HELD, error="held before the request: nothing sent")
     except AnymailAPIError as exc:
         return _classify(exc)
     except (AnymailError, ValueError) as exc:  # refused recipients, bad address, bad data
@@ -158,6 +188,52 @@ def send(message: EmailMessage) -> Answer:
     if isinstance(message_id, set):
         message_id = ",".join(sorted(str(one) for one in message_id))
     return Answer(Outcome.SENT, message_id=str(message_id or ""))
+
+
+@contextmanager
+def _gated(connection: BaseEmailBackend, hook: Callable[[], None] | None) -> Iterator[None]:
+    """Run `hook` right before the connection's HTTP request (anymail's requests-based
+    backends post through `connection.session`), or before the backend is called."""
+    session = getattr(connection, "session", None)
+    if hook is None:
+        yield
+        return
+    if not isinstance(session, requests.Session):
+        hook()
+        yield
+        return
+    original = session.request
+
+    def request(*args: Any, **kwargs: Any) -> requests.Response:
+        hook()
+        return original(*args, **kwargs)
+
+    session.request = request  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del session.request  # the class's own method again
+
+
+def recipient_answers(message: EmailMessage, answer: Answer) -> dict[str, Answer]:
+    """What became of each recipient of a message `send` answered: the request's own
+    answer for all unless it was accepted; then each recipient's status and message id
+    as the provider reported them."""
+    addresses = list(message.to)
+    if answer.outcome is not Outcome.SENT:
+        return dict.fromkeys(addresses, answer)
+    status = getattr(message, "anymail_status", None)
+    reported = getattr(status, "recipients", None) or {}
+    answers = {}
+    for address in addresses:
+        one = reported.get(address) or reported.get(address.lower())
+        if one is None:
+            answers[address] = answer
+        elif one.status in _REFUSED:
+            answers[address] = Answer(Outcome.FAILED, error=f"provider {one.status} the address")
+        else:
+            answers[address] = Answer(Outcome.SENT, message_id=str(one.message_id or ""))
+    return answers
 
 
 def _classify(exc: AnymailAPIError) -> Answer:

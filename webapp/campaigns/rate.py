@@ -1,29 +1,36 @@
 """A campaign's rate: the slot each send takes, and the schedule its sends are handed out on.
 
-The provider counts requests as they arrive, and each arrives a little after its slot
-(the claim's commit and the request itself lie between them), some later than others:
-a few milliseconds on an idle machine, tens of them on a busy one. Slots are therefore
-taken in a window `LATENESS_MARGIN` longer than the rate's period
+The provider counts messages as their requests arrive, and each arrives a little after
+its slot (the slots are taken right before the request is written: campaigns.sending),
+some later than others: a few milliseconds on an idle machine, more on a busy one.
+Slots are therefore taken in a window `LATENESS_MARGIN` longer than the rate's period
 (events.rate_limits.acquire_with_margin): at most the rate in any 1.03 s, so at most the
 rate in any second at the provider while the lateness of its requests differs by less
-than that (2-3 ms p50, 6-12 ms p99 on an idle 2-core machine, measured by
-bench/campaigns_bench.py).
+than that (1-3 ms p50, 8-20 ms p99 on a 2-core machine busy with the benchmark itself,
+measured by bench/campaigns_bench.py).
+
+A request carrying a batch of messages takes their slots together, one per message
+(the provider counts messages): the whole batch or none of it. Before any work is done
+for a request, `wait_for_slots` tells, taking none, whether it would be refused now.
 
 The dispatcher hands sends out evenly, `SCHEDULE_ALLOWANCE` slower than that window
 allows: of two sends a window apart, the earlier may take its slot up to that much
 later after its due time than the other and the other still finds room, instead of
-being refused and re-queued (95.7% of the rate: 47.8 sends a second at 50/s). The two
-together stay under 5% of the rate, the least a campaign at its limit must achieve.
+being refused and handed back to the schedule (95.7% of the rate: 47.8 sends a second
+at 50/s). The two together stay under 5% of the rate, the least a campaign at its limit
+must achieve.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import cast
 
 from limits import RateLimitItem
 
-from events.rate_limits import acquire_with_margin
+from events import shared_redis
+from events.rate_limits import acquire_with_margin, grant_log_key
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +39,52 @@ LATENESS_MARGIN = 0.03  # seconds
 SCHEDULE_ALLOWANCE = 0.015  # seconds
 
 
-def take_slot(rate: RateLimitItem) -> float:
-    """One slot of `rate` for a request about to be made: 0.0 when granted, else the
-    seconds until one frees."""
+# How long until `ARGV[2]` slots are free in the window of the last ARGV[3] µs that
+# holds at most ARGV[1] (0 when they are now), on Redis's clock, reading the log that
+# events.rate_limits.acquire_with_margin writes; nothing is taken.
+_FREE_SCRIPT = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+local oldest = redis.call('LINDEX', KEYS[1], tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if oldest and now - tonumber(oldest) < tonumber(ARGV[3]) then
+    return tonumber(oldest) + tonumber(ARGV[3]) - now
+end
+return 0
+"""
+
+
+def wait_for_slots(rate: RateLimitItem, count: int) -> float:
+    """Seconds until `count` slots of `rate` would be granted (0.0: now), taking none: a
+    request that would be refused learns it before any work is done for it."""
+    count = max(1, min(count, rate.amount))
+    look = shared_redis.client().register_script(_FREE_SCRIPT)  # cheap; runs by its SHA
+    window_us = round((rate.get_expiry() + LATENESS_MARGIN) * 1_000_000)
+    wait_us = look(keys=[grant_log_key(RULE, rate)], args=[rate.amount, count, window_us])
+    return int(cast(int, wait_us)) / 1_000_000
+
+
+def take_slots(rate: RateLimitItem, count: int = 1) -> float:
+    """`count` slots of `rate` for one request about to be made with that many messages:
+    0.0 when granted, else the seconds until they free."""
     before = time.time()
-    wait = acquire_with_margin(RULE, rate, margin=LATENESS_MARGIN)
+    wait = acquire_with_margin(RULE, rate, margin=LATENESS_MARGIN, cost=count)
     if not wait:
-        # The limiter stamps the slot between these two instants: an audit trail of the
-        # rate as granted (the provider sees it once the claim is committed).
-        log.info("email slot at %s granted between %.6f and %.6f", rate, before, time.time())
+        # The limiter stamps the slots between these two instants: an audit trail of the
+        # rate as granted (the provider sees them once the claim is committed).
+        log.info(
+            "email slots (%d) at %s granted between %.6f and %.6f",
+            count,
+            rate,
+            before,
+            time.time(),
+        )
     return wait
 
 
-def send_interval(rate: RateLimitItem) -> float:
-    """Seconds between the sends the dispatcher hands out under `rate`."""
-    return (rate.get_expiry() + LATENESS_MARGIN + SCHEDULE_ALLOWANCE) / rate.amount
+def send_interval(rate: RateLimitItem, per_request: int = 1) -> float:
+    """Seconds between the sends the dispatcher hands out under `rate`, when they go
+    `per_request` to a request (each request's slots stamped at once, at its first
+    send's due time): a window holds only whole requests, so a rate's amount that
+    `per_request` does not divide leaves the remainder unused."""
+    usable = max(1, rate.amount // per_request * per_request)
+    return (rate.get_expiry() + LATENESS_MARGIN + SCHEDULE_ALLOWANCE) / usable

@@ -18,6 +18,14 @@ kind, accepted since the claim less `CLOCK_ALLOWANCE`) and settles it:
   the next recovery until `IDEMPOTENT_RESEND_WITHIN` has passed since the claim; then
   `unknown`.
 
+A batch's rows were sent in one request (campaigns.sending), which the provider took
+whole or not at all, and are settled together: each row the log shows is `sent`; once
+any of them had a clear answer (shown or absent), the others are queued again together,
+in one statement, under their batch key, so they go out in one request again: if the
+first was taken after all (its messages only lagging in the log), the provider drops
+the repeat whole and answers with the messages it took. Looking up every row of a big
+batch is not needed for that, so a run's lookups reach more batches.
+
 With a provider that has no log to ask (any backend but Brevo) every lapsed claim is
 `unknown` at once, and staff check and resend. A run makes at most `LOOKUPS_PER_RUN`
 lookups, none started after `LOOKUP_SECONDS`; the rest wait for the next run, oldest
@@ -36,9 +44,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
-
-from campaigns import provider, sending
+from campaigns import claims, provider, sending
 from campaigns.models import Campaign, Recipient
 from campaigns.provider import Verdict
 
@@ -94,66 +100,119 @@ def settle_lapsed_claims(now: datetime) -> Settled:
     lapsed = list(
         Recipient.objects.filter(status=S.SENDING, claimed_until__lt=now)
         .select_related("campaign")
-        .only("attempts", "email", "claimed_at", "campaign__kind", "campaign__status")
+        .only("attempts", "email", "claimed_at", "batch_key", "campaign__kind", "campaign__status")
         .order_by("claimed_at", "pk")
     )
+    batches: dict[object, list[Recipient]] = {}
+    for row in lapsed:
+        batches.setdefault(row.batch_key or row.pk, []).append(row)
     asking = provider.can_look_up()
-    started = time.monotonic()
-    for done, row in enumerate(lapsed):
-        if asking and (done >= LOOKUPS_PER_RUN or time.monotonic() - started > LOOKUP_SECONDS):
-            for later in lapsed[done:]:
-                settled.add(later.campaign_id, Outcome.WAITING)
-            break
-        outcome = _settle(row, now) if asking else _unknown(row, LOST_CLAIM_ERROR, now)
-        if outcome is not None:
-            settled.add(row.campaign_id, outcome)
+    budget = _Budget()
+    for rows in batches.values():
+        if not asking:
+            for row in rows:
+                _add(settled, row, _unknown([row], LOST_CLAIM_ERROR, now))
+            continue
+        for row, outcome in _settle_batch(rows, now, budget):
+            _add(settled, row, outcome)
     return settled
 
 
-def _settle(row: Recipient, now: datetime) -> Outcome | None:
-    """Settle one lapsed claim with the provider's log; None when the row moved meanwhile."""
-    if row.claimed_at is None:  # no instant to ask from
-        return _unknown(row, LOST_CLAIM_ERROR, now)
-    found = provider.look_up(row.email, row.campaign.kind, row.claimed_at - CLOCK_ALLOWANCE)
-    in_time = now - row.claimed_at < IDEMPOTENT_RESEND_WITHIN
-    if found.verdict is Verdict.ACCEPTED:
-        settled = _claim_of(row).update(
-            status=S.SENT,
-            message_id=found.message_id[:255],
-            sent_at=min(found.accepted_at or now, now),
-            last_error="",
-            claimed_until=None,
-            updated_at=now,
-        )
-        return Outcome.SENT if settled else None
-    if found.verdict is Verdict.ABSENT:
-        resend = row.attempts < sending.MAX_ATTEMPTS and row.campaign.status in RESENDABLE
-        if not (in_time and resend):
-            return _unknown(row, NOT_RESENT_ERROR, now)
-        requeued = _claim_of(row).update(
-            status=S.QUEUED,
-            next_attempt_at=now,
-            dispatched_at=None,
-            last_error=NOT_TAKEN_ERROR,
-            claimed_until=None,
-            updated_at=now,
-        )
-        return Outcome.REQUEUED if requeued else None
-    log.warning(
-        "campaign recipient %s: the provider cannot tell whether it took the message (%s)",
-        row.pk,
-        found.error,
+@dataclass
+class _Budget:
+    """The lookups left to a run: `LOOKUPS_PER_RUN`, none started after `LOOKUP_SECONDS`."""
+
+    used: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def take(self) -> bool:
+        if self.used >= LOOKUPS_PER_RUN or time.monotonic() - self.started > LOOKUP_SECONDS:
+            return False
+        self.used += 1
+        return True
+
+
+def _add(settled: Settled, row: Recipient, outcome: Outcome | None) -> None:
+    if outcome is not None:
+        settled.add(row.campaign_id, outcome)
+
+
+def _settle_batch(
+    rows: list[Recipient], now: datetime, budget: _Budget
+) -> list[tuple[Recipient, Outcome | None]]:
+    """Settle the lapsed rows of one request with the provider's log; an outcome of None
+    is a row that moved meanwhile."""
+    if any(row.claimed_at is None for row in rows):  # no instant to ask from
+        return [(row, _unknown([row], LOST_CLAIM_ERROR, now)) for row in rows]
+    claimed_at = min(row.claimed_at for row in rows if row.claimed_at is not None)
+    in_time = now - claimed_at < IDEMPOTENT_RESEND_WITHIN
+    outcomes: list[tuple[Recipient, Outcome | None]] = []
+    rest: list[Recipient] = []
+    clear = asked = False
+    for row in rows:
+        if not budget.take():
+            rest.append(row)
+            continue
+        asked = True
+        assert row.claimed_at is not None
+        found = provider.look_up(row.email, row.campaign.kind, row.claimed_at - CLOCK_ALLOWANCE)
+        if found.verdict is Verdict.ACCEPTED:
+            clear = True
+            outcomes.append((row, _sent(row, found.message_id, found.accepted_at, now)))
+            continue
+        clear = clear or found.verdict is Verdict.ABSENT
+        if found.verdict is Verdict.CANNOT_TELL:
+            log.warning(
+                "campaign recipient %s: the provider cannot tell whether it took the message (%s)",
+                row.pk,
+                found.error,
+            )
+        rest.append(row)
+    if not clear:
+        if asked and not in_time:
+            return outcomes + [(row, _unknown([row], LOST_CLAIM_ERROR, now)) for row in rest]
+        return outcomes + [(row, Outcome.WAITING) for row in rest]
+    resendable = [
+        row
+        for row in rest
+        if in_time and row.attempts < sending.MAX_ATTEMPTS and row.campaign.status in RESENDABLE
+    ]
+    requeued = claims.update(
+        resendable,
+        S.SENDING,
+        status=S.QUEUED,
+        next_attempt_at=now,
+        dispatched_at=None,
+        last_error=NOT_TAKEN_ERROR,
+        claimed_until=None,
+        updated_at=now,
     )
-    return Outcome.WAITING if in_time else _unknown(row, LOST_CLAIM_ERROR, now)
+    for row in rest:
+        if row in resendable:
+            outcomes.append((row, Outcome.REQUEUED if row.pk in requeued else None))
+        else:
+            outcomes.append((row, _unknown([row], NOT_RESENT_ERROR, now)))
+    return outcomes
 
 
-def _claim_of(row: Recipient) -> QuerySet[Recipient]:
-    """The row, only while it still carries the claim that lapsed."""
-    return Recipient.objects.filter(pk=row.pk, status=S.SENDING, attempts=row.attempts)
+def _sent(
+    row: Recipient, message_id: str, accepted_at: datetime | None, now: datetime
+) -> Outcome | None:
+    settled = claims.update(
+        [row],
+        S.SENDING,
+        status=S.SENT,
+        message_id=message_id[:255],
+        sent_at=min(accepted_at or now, now),
+        last_error="",
+        claimed_until=None,
+        updated_at=now,
+    )
+    return Outcome.SENT if settled else None
 
 
-def _unknown(row: Recipient, error: str, now: datetime) -> Outcome | None:
-    marked = _claim_of(row).update(
-        status=S.UNKNOWN, last_error=error, claimed_until=None, updated_at=now
+def _unknown(rows: list[Recipient], error: str, now: datetime) -> Outcome | None:
+    marked = claims.update(
+        rows, S.SENDING, status=S.UNKNOWN, last_error=error, claimed_until=None, updated_at=now
     )
     return Outcome.UNKNOWN if marked else None

@@ -5,6 +5,7 @@ folder, beside the other SumUp emails): every campaign row stores that name in
 `Campaign.template`."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -50,8 +51,13 @@ WHAT_HAPPENED: dict[str, str] = {
 }
 
 
-def render_reconnect_message(profile: ArtistProfile) -> RenderedMessage:
-    context = {
+# The context values that differ from one artist to the next: a batch renders the
+# templates once per combination of the others (campaigns.messages).
+PERSONAL = ("display_name",)
+
+
+def reconnect_context(profile: ArtistProfile) -> dict[str, Any]:
+    return {
         "display_name": profile.display_name or profile.user.get_username(),
         "dashboard_url": f"{settings.SITE_URL}/accounts/dashboard/",
         "what_happened": WHAT_HAPPENED.get(
@@ -60,10 +66,17 @@ def render_reconnect_message(profile: ArtistProfile) -> RenderedMessage:
         # An artist whose connection lapsed reconnects; one never connected connects.
         "reconnect": profile.sumup_status in (ConnectionStatus.EXPIRED, ConnectionStatus.ERROR),
     }
+
+
+def render_reconnect(context: dict[str, Any], to: str = "") -> RenderedMessage:
     subject = render_to_string("accounts/email/sumup_reconnect_subject.txt", context).strip()
     return RenderedMessage(
-        to=profile.user.email,
+        to=to,
         subject=" ".join(subject.split()),
         text=render_to_string("accounts/email/sumup_reconnect.txt", context),
         html=render_to_string("accounts/email/sumup_reconnect.html", context),
     )
+
+
+def render_reconnect_message(profile: ArtistProfile) -> RenderedMessage:
+    return render_reconnect(reconnect_context(profile), to=profile.user.email)

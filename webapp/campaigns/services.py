@@ -208,7 +208,8 @@ def cancel(campaign_id: int, *, user: Person = None, actor: str = "") -> Campaig
 
 
 def resend(recipient_ids: list[int], *, user: Person = None, actor: str = "") -> int:
-    """Send again to recipients whose outcome is unknown (staff checked the provider)."""
+    """Send again to recipients whose outcome is unknown (staff checked the provider):
+    each alone, under its own key, not its batch's (which the provider may remember)."""
     with transaction.atomic():
         rows = Recipient.objects.filter(pk__in=recipient_ids, status=Recipient.Status.UNKNOWN)
         by_campaign: dict[int, int] = {}
@@ -219,6 +220,7 @@ def resend(recipient_ids: list[int], *, user: Person = None, actor: str = "") ->
             next_attempt_at=None,
             dispatched_at=None,
             last_error="resend ordered by staff",
+            batch_key=None,
         )
         for campaign_id, n in by_campaign.items():
             CampaignAction.record(
@@ -290,6 +292,7 @@ def queue_lapse_notice(profile_id: int, mark: datetime) -> None:
                 message_id="",
                 last_error="",
                 idempotency_key=uuid.uuid4(),
+                batch_key=None,
                 next_attempt_at=None,
                 claimed_until=None,
                 sent_at=None,

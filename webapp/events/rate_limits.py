@@ -190,19 +190,24 @@ def acquire(rule: str, rate: RateLimitItem, *, bulk: bool = False) -> float:
 
 
 # A sliding log on Redis's clock: the instants (µs) of a rule's latest grants, newest
-# first. A grant is made only while fewer than ARGV[1] of them fall in the last ARGV[2]
-# µs; otherwise nothing changes and the caller learns how long until the oldest of them
-# leaves that window. One clock for every caller keeps the log in order.
+# first, one entry per slot. ARGV[3] slots are granted together only while at most
+# ARGV[1] - ARGV[3] of them fall in the last ARGV[2] µs; otherwise nothing changes and
+# the caller learns how long until enough of them leave that window. One clock for
+# every caller keeps the log in order.
 _WIDENED_SCRIPT = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-local oldest = redis.call('LINDEX', KEYS[1], limit - 1)
+local cost = tonumber(ARGV[3])
+local oldest = redis.call('LINDEX', KEYS[1], limit - cost)
 if oldest and now - tonumber(oldest) < window then
     return {0, tonumber(oldest) + window - now}
 end
-redis.call('LPUSH', KEYS[1], string.format('%d', now))
+local stamp = string.format('%d', now)
+for _ = 1, cost do
+    redis.call('LPUSH', KEYS[1], stamp)
+end
 redis.call('LTRIM', KEYS[1], 0, limit - 1)
 redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
 return {1, 0}
@@ -215,9 +220,10 @@ def grant_log_key(rule: str, rate: RateLimitItem) -> str:
     return f"events:grants:{rule}:{rate.amount}/{rate.get_expiry()}"
 
 
-def acquire_with_margin(rule: str, rate: RateLimitItem, *, margin: float) -> float:
-    """Take one slot of `rule` for a call now, in a window `margin` seconds longer than
-    the rate's period; 0.0 if granted, else seconds to wait.
+def acquire_with_margin(rule: str, rate: RateLimitItem, *, margin: float, cost: int = 1) -> float:
+    """Take `cost` slots of `rule` for a call now (one request carrying `cost` messages,
+    at most the rate's amount), in a window `margin` seconds longer than the rate's
+    period; 0.0 if granted, else seconds to wait.
 
     For calls whose requests reach the other side unevenly late after their grant (a
     database commit and the request itself lie between them): no window of the period
@@ -227,9 +233,11 @@ def acquire_with_margin(rule: str, rate: RateLimitItem, *, margin: float) -> flo
     call at 50/s: 20 ms). Every call of the rule must take its slot here; the grants
     are logged apart from `acquire`'s window.
     """
+    if not 1 <= cost <= rate.amount:
+        raise ValueError(f"{cost} slots can never be granted together at {rate}")
     take = shared_redis.client().register_script(_WIDENED_SCRIPT)  # cheap; runs by its SHA
     window_us = round((rate.get_expiry() + margin) * 1_000_000)
     granted, wait_us = cast(
-        list[int], take(keys=[grant_log_key(rule, rate)], args=[rate.amount, window_us])
+        list[int], take(keys=[grant_log_key(rule, rate)], args=[rate.amount, window_us, cost])
     )
     return 0.0 if granted else max(0.001, int(wait_us) / 1_000_000)
