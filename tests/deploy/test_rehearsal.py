@@ -174,6 +174,30 @@ counts = services.start(campaign.pk, actor="rehearsal")
 print(json.dumps({"id": campaign.pk, **counts}))
 """
 
+# An artist whose token the platform last used ten days ago: the refresh policy renews
+# their grant but leaves their access token to expire (accounts.sumup.refresh_policy).
+GO_QUIET = """
+import json
+from datetime import timedelta
+from django.utils import timezone
+from accounts.models import ArtistProfile
+
+profile = ArtistProfile.objects.get(user__username=%r)
+used_at = timezone.now() - timedelta(days=10)
+profile.sumup_token_used_at = used_at
+profile.sumup_refresh_due_at = profile.sumup_refresh_token_issued_at + timedelta(days=150)
+profile.save(update_fields=["sumup_token_used_at", "sumup_refresh_due_at"])
+print(json.dumps(profile.pk))
+"""
+
+USE_TOKEN = """
+import json
+from accounts.sumup import tokens
+
+token = tokens.access_token(%d)
+print(json.dumps(token.expires_at.timestamp()))
+"""
+
 LEAVE_BACKFILL_PENDING = """
 import json
 from backfills import control
@@ -272,9 +296,12 @@ def test_the_procfile_as_written_does_its_scheduled_work_and_deploys_without_los
         due_now.append(grant)
     seed, due_later = connect_artist(r.sumup, "later", later_due + REFRESH_WINDOW)
     seeds.append(seed)
+    seed, quiet = connect_artist(r.sumup, "quiet", now + REFRESH_WINDOW / 2)
+    seeds.append(seed)
     seeds += [{"name": f"fan{n}"} for n in range(AUDIENCE)]
     seeds += [{"name": f"gone{n}", "suppressed": True} for n in range(SUPPRESSED)]
     assert r.shell(SEED % json.dumps({"artists": seeds})) == len(seeds)
+    quiet_id = r.shell(GO_QUIET % "quiet")
 
     for name in ("web", "worker", "beat"):
         r.processes.start(name)
@@ -338,6 +365,11 @@ def test_the_procfile_as_written_does_its_scheduled_work_and_deploys_without_los
     assert refreshed_at is not None
     assert later_due <= refreshed_at <= later_due + SWEEP_INTERVAL * 2 + 15
     assert successful_refreshes(r.sumup, due_later) == 1
+
+    # (a) The quiet artist's token was left to expire; using it refreshes it on demand.
+    assert successful_refreshes(r.sumup, quiet) == 0
+    assert r.shell(USE_TOKEN % quiet_id) > time.time() + 60
+    assert successful_refreshes(r.sumup, quiet) == 1
 
     # (b) Beat's recovery resumes the campaign; nobody gets a message twice. A send that
     # was inside the provider call at the kill waits for its claim to lapse (unknown).
