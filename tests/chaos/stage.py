@@ -63,6 +63,7 @@ LEGACY = 100_000  # artists that predate SumUp: the backfill's rows
 CAMPAIGN_RATE = "40/s"
 SUMUP_BUDGET = "40/s"
 SWEEP_INTERVAL = 10  # seconds, the setting's minimum
+REFRESHES_UNDER_WAY = 20  # refreshes done before the campaign and the backfill start
 INTERVALS = {
     "SUMUP_REFRESH_SWEEP_INTERVAL": SWEEP_INTERVAL,
     "SUMUP_REFRESH_WINDOW": 60,
@@ -268,18 +269,23 @@ class Stage:
     # --- the jobs ------------------------------------------------------------------------
 
     def start_jobs(self) -> None:
-        """Start the campaign and the backfill, and bring the due tokens into the window."""
+        """Bring the due tokens into the window, and once beat's sweep has them under way
+        start the campaign and the backfill: the sweep comes when beat's interval says,
+        and a backfill on a quiet machine is over in seconds, so the three overlap only
+        if the others wait for it."""
         self.started_at = time.time()
-        campaign = shell(self.env, START_CAMPAIGN % CAMPAIGN_RATE)
-        assert campaign["queued"] == AUDIENCE, campaign
-        self.campaign_id = campaign["id"]
-        result = manage(self.env, "backfill", "run", "sumup_connection_status")
-        assert result.returncode == 0, output(result)
         self.sql(
             "UPDATE accounts_artistprofile SET sumup_expires_at = now() + interval '30 seconds', "
             "sumup_refresh_due_at = now(), sumup_token_used_at = now() "
             "WHERE sumup_merchant_code LIKE 'MRDUE%%'"
         )
+        swept, waited = poll(lambda: self.refreshed() >= REFRESHES_UNDER_WAY, 60, 0.2)
+        assert swept, f"beat's sweep did not start the refreshes in {waited:.0f} s"
+        campaign = shell(self.env, START_CAMPAIGN % CAMPAIGN_RATE)
+        assert campaign["queued"] == AUDIENCE, campaign
+        self.campaign_id = campaign["id"]
+        result = manage(self.env, "backfill", "run", "sumup_connection_status")
+        assert result.returncode == 0, output(result)
 
     def backfill_progress(self) -> tuple[str, int]:
         row = self.sql(
