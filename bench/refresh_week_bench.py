@@ -30,9 +30,9 @@ The week runs in steps of the sweep interval (`SUMUP_REFRESH_SWEEP_INTERVAL`); a
 step t, in one transaction:
 
 1. uses: the users whose turn it is use their token. Each use is recorded with
-   `tokens.record_use`'s statement in bulk (the same UPDATE over many ids, from the same
-   refresh_policy conditions), except the first `REAL_USES_PER_STEP` of each step, which
-   go through `tokens.record_use` itself; every use must be written (the last one is a
+   `tokens.record_uses`, the statement `tokens.record_use` runs, over many ids at once,
+   except the first `REAL_USES_PER_STEP` of each step, which go through
+   `tokens.record_use` itself; every use must be written (the last one is a
    use interval old). Users go quiet (`--quiet-share` a day: they stop using their
    token) and inactive artists come back (`--return-share` a day): a returning artist's
    use goes through `tokens.record_use`, and a token that is no longer good for use
@@ -487,36 +487,6 @@ def store(writes: Sequence[tuple[Held, dict[str, Any]]]) -> int:
 # --- uses ---------------------------------------------------------------------------------------
 
 
-def record_uses(pks: list[int], t: datetime) -> int:
-    """`tokens.record_use`'s UPDATE for many artists at once: the same conditions
-    (refresh_policy.unused_since, .inactive_at) and the same new values. The rows written."""
-    from django.db.models import Case, DateTimeField, ExpressionWrapper, F, Value, When
-    from django.db.models.functions import Least
-
-    from accounts.models import ArtistProfile
-    from accounts.sumup import refresh_policy
-
-    ahead = ExpressionWrapper(
-        F("sumup_expires_at") - Value(refresh_policy.refresh_window()),
-        output_field=DateTimeField(),
-    )
-    moved_up = Case(
-        When(
-            refresh_policy.inactive_at(t),
-            sumup_refresh_due_at__isnull=False,
-            sumup_expires_at__isnull=False,
-            then=Least(F("sumup_refresh_due_at"), ahead),
-        ),
-        default=F("sumup_refresh_due_at"),
-        output_field=DateTimeField(),
-    )
-    return (
-        ArtistProfile.objects.filter(pk__in=pks)
-        .filter(refresh_policy.unused_since(t))
-        .update(sumup_token_used_at=t, sumup_refresh_due_at=moved_up)
-    )
-
-
 def use_once(pk: int, t: datetime, *, last_use_hours_ago: bool) -> bool:
     """One use through `tokens.record_use` itself, then, as `tokens.access_token` does, a
     refresh on demand if the token is not good for `tokens.USE_MARGIN`. True: refreshed.
@@ -644,10 +614,12 @@ def active_count(t: datetime) -> int:
 def use_tokens(week: Week, step: int, t: datetime) -> tuple[int, int]:
     """The users whose turn it is use their token, the first few through record_use.
     Returns (uses, refreshes on demand: none while the sweep keeps users fresh)."""
+    from accounts.sumup import tokens
+
     using = week.users.using_at(step)
     real = using[:REAL_USES_PER_STEP]
     on_demand = sum(use_once(pk, t, last_use_hours_ago=True) for pk in real)
-    written = record_uses(using[len(real) :], t) if len(using) > len(real) else 0
+    written = tokens.record_uses(using[len(real) :], t) if len(using) > len(real) else 0
     check(
         written == len(using) - len(real),
         f"step {step}: {written} of {len(using) - len(real)} uses recorded",

@@ -72,6 +72,14 @@ def record_use(profile: ArtistProfile, now: datetime) -> bool:
     used_at = profile.sumup_token_used_at
     if used_at is not None and used_at >= now - refresh_policy.USE_RECORDED_EVERY:
         return False  # recorded within the hour: no write
+    recorded = record_uses([profile.pk], now)
+    profile.sumup_token_used_at = now
+    return bool(recorded)
+
+
+def record_uses(profile_ids: list[int], now: datetime) -> int:
+    """`record_use` for these artists in one statement, each row written only if its use
+    was not noted within the hour; how many were written."""
     ahead = ExpressionWrapper(
         F("sumup_expires_at") - Value(refresh_policy.refresh_window()),
         output_field=DateTimeField(),
@@ -86,13 +94,11 @@ def record_use(profile: ArtistProfile, now: datetime) -> bool:
         default=F("sumup_refresh_due_at"),
         output_field=DateTimeField(),
     )
-    recorded = (
-        ArtistProfile.objects.filter(pk=profile.pk)
+    return (
+        ArtistProfile.objects.filter(pk__in=profile_ids)
         .filter(refresh_policy.unused_since(now))
         .update(sumup_token_used_at=now, sumup_refresh_due_at=moved_up)
     )
-    profile.sumup_token_used_at = now
-    return bool(recorded)
 
 
 _READ_FIELDS = (
