@@ -103,6 +103,7 @@ from bench.token_refresh_bench import (  # noqa: E402
     copy_rows,
     cpu_sample,
     cpu_used,
+    descendants,
     email_of,
     migrate,
     mint_grants,
@@ -547,15 +548,10 @@ def schedule_phase(conninfo: str, grants: dict[int, dict[str, Any]], due_every: 
 def tree_peak_rss_mib(root: int) -> float:
     """VmHWM summed over a process and its descendants (a worker and its pool). Pages a
     pool process shares with its parent count in each, as VmHWM counts them."""
-    children: dict[int, list[int]] = {}
-    for pid, stat in proc_stats().items():
-        children.setdefault(stat.ppid, []).append(pid)
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
+    total = 0
+    for pid in descendants(proc_stats(), [root]):
         with contextlib.suppress(OSError, BenchError):  # gone meanwhile
             total += status_kib("VmHWM", pid)
-        todo.extend(children.get(pid, []))
     return total / 1024
 
 

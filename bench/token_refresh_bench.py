@@ -404,17 +404,22 @@ def proc_stats() -> dict[int, ProcStat]:
     return stats
 
 
-def tree_cpu(stats: dict[int, ProcStat], roots: Iterable[int]) -> float:
-    """CPU of processes and all their descendants, living or reaped."""
+def descendants(stats: dict[int, ProcStat], roots: Iterable[int]) -> list[int]:
+    """The processes among `stats` that are `roots` or descend from one."""
     children: dict[int, list[int]] = {}
     for pid, stat in stats.items():
         children.setdefault(stat.ppid, []).append(pid)
-    total, todo = 0.0, [pid for pid in roots if pid in stats]
+    found, todo = [], [pid for pid in roots if pid in stats]
     while todo:
         pid = todo.pop()
-        total += stats[pid].own + stats[pid].children
+        found.append(pid)
         todo.extend(children.get(pid, []))
-    return total
+    return found
+
+
+def tree_cpu(stats: dict[int, ProcStat], roots: Iterable[int]) -> float:
+    """CPU of processes and all their descendants, living or reaped."""
+    return sum(stats[pid].own + stats[pid].children for pid in descendants(stats, roots))
 
 
 def machine_busy() -> float:
