@@ -32,10 +32,11 @@ def send(self: Any, recipient_ids: list[int]) -> int:
     batches (campaigns.sending), skipping any that was sent, is claimed or is no longer
     due; returns how many it dealt with.
 
-    From the first request that is a little early for its slots of the campaign's
-    rate, the rest re-queue themselves for when the slots free (further over the rate,
-    they go back to the campaign's schedule); those it had no time for
-    (`sending.BATCH_SECONDS`) re-queue themselves at once. It never sleeps.
+    A request a little early for its slots of the campaign's rate waits for them, at
+    most `sending.WAIT_AT_MOST` (0.2 s); from the first request further over the rate,
+    the rest go back to the campaign's schedule, or re-queue themselves for when the
+    slots free if that is within the same 0.2 s; those it had no time for
+    (`sending.BATCH_SECONDS`) re-queue themselves at once.
     """
     rest, wait = sending.send_batch(recipient_ids)
     if rest:

@@ -2,6 +2,7 @@
 claim, what each provider answer does to the row, and the message itself."""
 
 import json
+import time
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, cast
@@ -209,6 +210,24 @@ def test_over_the_rate_a_send_is_told_how_long_to_wait_and_sends_nothing(esp, ar
     assert second.dispatched_at is None, "back to the campaign's schedule"
     assert second.artist.sumup_lapse_notified_at is None, "the artist is not held meanwhile"
     assert len(esp.state.arrivals) == 1, "the request was never made"
+
+
+def test_a_send_a_little_early_for_its_slot_waits_for_it_and_is_made(esp, artists, started):
+    (artist,) = artists(1)
+    campaign = started(rate_limit="2/s")
+    recipient = only_recipient(campaign)
+    limit = campaign.rate
+    assert limit is not None and rate.take_slots(limit, 2) == 0.0  # the window is full
+    freed_at = time.time() + 1 + rate.LATENESS_MARGIN
+    time.sleep(1 + rate.LATENESS_MARGIN - sending.WAIT_AT_MOST / 2)
+
+    result = sending.send_one(recipient.pk)
+
+    # Waited in the task, not re-queued: a re-queue would take the slot late, and the
+    # send a window later would inherit that lateness.
+    assert result == sending.Result(Step.SENT)
+    assert [arrival.to for arrival in esp.state.arrivals] == [artist.user.email]
+    assert esp.state.arrivals[0].at >= freed_at - 0.002, "never before its slot freed"
 
 
 def test_an_artist_held_by_another_notice_is_skipped_without_using_a_slot(esp, artists, started):

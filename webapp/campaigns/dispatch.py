@@ -115,7 +115,7 @@ def batch_size(campaign: Campaign) -> int:
     window holds only whole requests: 5 at 50/s, 10 at 100/s), so the gaps between
     requests stay small. One request each, a task's sends go back to back, so under a
     rate a batch is at most the slots the schedule leaves free in the limiter's window
-    (1 below 107/s, 3 at 200/s): a bigger bunch would fill that window and make the
+    (1 below 207/s, 4 at 1000/s): a bigger bunch would fill that window and make the
     schedule wait."""
     rate = campaign.rate
     if provider.can_batch():
