@@ -41,8 +41,9 @@ def refresh_artist(
     profile_id: int, attempt: int = 0, probe: bool = False, booked: float = 0.0, refused: int = 0
 ) -> str:
     """Refresh one artist's SumUp tokens (`queued_refresh.run`), and queue it again when
-    it must come back; safe to run twice. It never sleeps: a wait is a countdown of at
-    most `queued_refresh.MAX_COUNTDOWN`, or a time in the row."""
+    it must come back; safe to run twice. It waits in place only for a slot of the
+    budget that frees within `refresh.BUDGET_WAIT_AT_MOST` (0.2 s); any other wait is a
+    countdown of at most `queued_refresh.MAX_COUNTDOWN`, or a time in the row."""
     step = queued_refresh.run(profile_id, attempt, probe, booked, refused)
     if step.then is not None:
         refresh_artist.apply_async(step.then.args, countdown=step.then.countdown)

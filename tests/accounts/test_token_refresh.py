@@ -357,6 +357,22 @@ def test_queued_refreshes_leave_on_demand_ones_a_share_of_the_budget(
     assert refresh.refresh_profile(connected_artist().pk).outcome is Outcome.OVER_BUDGET
 
 
+@pytest.mark.django_db
+def test_a_queued_refresh_a_moment_early_for_the_budget_waits_for_its_slot(
+    connected_artist, sumup, settings
+):
+    settings.SUMUP_API_RATE_LIMIT = "2/s"  # the bulk share: 2 of them
+    first, second, third = (connected_artist() for _ in range(3))
+    assert refresh.refresh_profile(first.pk, bulk=True).outcome is Outcome.REFRESHED
+    assert refresh.refresh_profile(second.pk, bulk=True).outcome is Outcome.REFRESHED
+    time.sleep(1 - refresh.BUDGET_WAIT_AT_MOST / 2)  # the first slot frees in ~0.1 s
+
+    began = time.monotonic()
+    assert refresh.refresh_profile(third.pk, bulk=True).outcome is Outcome.REFRESHED, "not refused"
+    assert time.monotonic() - began >= 0.05, "it waited for the slot to free"
+    assert refresh_calls(sumup, third) == 1
+
+
 # --- the sweep -----------------------------------------------------------------------
 
 
@@ -565,6 +581,12 @@ def journal_answer_as_a_dead_worker(profile: ArtistProfile, claim: str) -> dict[
     return answer
 
 
+def settled_journal() -> time_machine.travel:
+    """Later by `JOURNAL_SETTLE_SECONDS`: long enough for a live worker to have stored what
+    it journaled, so an answer still in the journal is a dead worker's."""
+    return time_machine.travel(time.time() + refresh.JOURNAL_SETTLE_SECONDS + 1, tick=True)
+
+
 @pytest.mark.django_db
 def test_a_journaled_answer_is_stored_by_the_next_claim_instead_of_a_call(connected_artist, sumup):
     sumup.configure(rotation="always", reject_reuse=True)
@@ -604,7 +626,8 @@ def test_a_journaled_answer_for_a_row_written_since_is_dropped(connected_artist,
     journal_answer_as_a_dead_worker(profile, "dead-worker")
     reload(profile).update_sumup_connection({"access_token": "reconnected", "expires_in": 3599})
 
-    assert sweep.run_sweep().from_journal == 0
+    with settled_journal():
+        assert sweep.run_sweep().from_journal == 0
     assert reload(profile).sumup_access_token == "reconnected"
     assert refresh_journal.pending(profile.pk) is None
 
@@ -614,10 +637,28 @@ def test_the_sweep_stores_journaled_answers_first(connected_artist, sumup):
     profile = connected_artist()
     answer = journal_answer_as_a_dead_worker(profile, "dead-worker")
 
-    report = sweep.run_sweep()
+    with settled_journal():
+        report = sweep.run_sweep()
 
     assert report.from_journal == 1
     assert report.enqueued == [], "refreshed by the journal: not due any more"
+    assert reload(profile).sumup_access_token == answer["access_token"]
+
+
+@pytest.mark.django_db
+def test_the_sweep_leaves_an_answer_just_journaled_to_the_worker_storing_it(
+    connected_artist, sumup
+):
+    profile = connected_artist()
+    answer = journal_answer_as_a_dead_worker(profile, "live-worker")
+
+    assert sweep.run_sweep().from_journal == 0, "its worker stores it in a moment"
+    assert reload(profile).sumup_access_token != answer["access_token"]
+    assert refresh_journal.pending(profile.pk) is not None
+
+    with settled_journal():
+        later = sweep.run_sweep(exclusive=False)  # the next interval's sweep
+    assert later.from_journal == 1, "not stored by now: its worker died"
     assert reload(profile).sumup_access_token == answer["access_token"]
 
 

@@ -174,3 +174,24 @@ def test_concurrent_grants_in_a_widened_window_never_exceed_the_rate(rule):
         )
     assert waits.count(0.0) == 10
     assert all(0 < wait <= 1.1 for wait in waits if wait)
+
+
+def test_a_call_whose_slot_frees_within_a_moment_waits_for_it_where_it_is(rule):
+    rate = parse_rate("2/s")
+    assert acquire(rule, rate) == acquire(rule, rate) == 0.0  # the window is full
+    freed_at = time.time() + 1.0
+    time.sleep(0.9)
+
+    assert rate_limits.waiting(lambda: acquire(rule, rate), at_most=0.2) == 0.0
+    assert time.time() >= freed_at - 0.005, "granted as the slot freed, not before"
+
+
+def test_a_call_whose_slot_frees_later_than_it_may_wait_is_told_when_without_waiting(rule):
+    rate = parse_rate("1/s")
+    assert acquire(rule, rate) == 0.0
+    began = time.monotonic()
+
+    wait = rate_limits.waiting(lambda: acquire(rule, rate), at_most=0.2)
+
+    assert 0.8 < wait <= 1.0
+    assert time.monotonic() - began < 0.1, "it did not sleep"

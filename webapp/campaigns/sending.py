@@ -78,6 +78,7 @@ from campaigns import audience, batching, claims, dispatch, messages, provider, 
 from campaigns.batching import Request
 from campaigns.models import Recipient
 from campaigns.provider import Answer, Outcome
+from events import rate_limits
 
 log = logging.getLogger(__name__)
 
@@ -246,12 +247,9 @@ class _Slots:
 
     def __call__(self) -> None:
         try:
-            self.wait = rate.take_slots(self.limit, self.count)
-            waited = 0.0
-            while self.wait and waited + self.wait <= WAIT_AT_MOST:
-                time.sleep(self.wait)  # a little early: cheaper than a re-queue, and on time
-                waited += self.wait
-                self.wait = rate.take_slots(self.limit, self.count)
+            self.wait = rate_limits.waiting(
+                lambda: rate.take_slots(self.limit, self.count), WAIT_AT_MOST
+            )
         except Exception as exc:  # the soft time limit too: either way no request is made
             self.failure = exc
             raise provider.Held from exc

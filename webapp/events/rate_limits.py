@@ -23,7 +23,10 @@ Three layers, per rule and rate:
   window would be full, each late task refused and re-queued, and the re-queued crowding
   the next slots in turn.
 
-No caller ever sleeps: over a limit it is told how long to wait, and re-queues itself.
+Over a limit a caller is told how long to wait. One whose slot frees within a moment (it
+ran a little late, or a little early, for its place) may wait for it where it is
+(`waiting`): re-queued, it would cost a broker round trip and a second run, and take its
+slot that much after it freed, late again. Any longer, it re-queues itself.
 
 | rule        | setting                | default | protects                        |
 |-------------|------------------------|---------|---------------------------------|
@@ -35,6 +38,7 @@ No caller ever sleeps: over a limit it is told how long to wait, and re-queues i
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import cast
@@ -169,6 +173,18 @@ def bulk_share(rate: RateLimitItem) -> RateLimitItem:
     """The part of `rate` that bulk work may take: `PACE_SHARE` of it, rounded, at least 1."""
     amount = max(1, math.floor(rate.amount * PACE_SHARE + 0.5))
     return type(rate)(amount, rate.multiples)
+
+
+def waiting(take: Callable[[], float], at_most: float) -> float:
+    """Call `take` (a slot-taking call: 0.0 when granted, else seconds until its slot
+    frees) and, while that slot frees within what is left of `at_most` seconds, sleep
+    until then and call it again; its last answer (0.0: granted)."""
+    wait, waited = take(), 0.0
+    while wait and waited + wait <= at_most:
+        time.sleep(wait)
+        waited += wait
+        wait = take()
+    return wait
 
 
 def acquire(rule: str, rate: RateLimitItem, *, bulk: bool = False) -> float:

@@ -3,11 +3,12 @@ after it: done, or come back later (a `Requeue` the task queues).
 
 It comes for a paced slot of the SumUp budget booked by the dispatcher (`booked`: the
 slot's time, epoch seconds; accounts.sumup.sweep) or with none (a retry, a probe), and
-takes the budget's bulk share when it runs. Refused by the share (`refused` times so
-far), it comes back as the window frees or for a slot (`_over_budget`); after a
+takes the budget's bulk share when it runs, waiting a moment for it where it frees
+within `refresh.BUDGET_WAIT_AT_MOST`. Refused by the share (`refused` times so far), it
+comes back as the window frees or for a slot (`_over_budget`); after a
 transient failure with a short backoff, it comes back after a countdown of at most
 `MAX_COUNTDOWN`. A longer backoff is a time in the row (`refresh.defer`), and the
-dispatcher queues the artist again when it ends. Nothing here sleeps.
+dispatcher queues the artist again when it ends. No other wait is a sleep.
 """
 
 from __future__ import annotations

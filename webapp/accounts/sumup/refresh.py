@@ -5,7 +5,8 @@ The protocol, for one artist:
    only one process calls SumUp for this grant at a time; an answer left in the refresh
    journal (below) is applied first;
 2. take a slot of the global SumUp API budget (queued work: of its bulk share, having
-   booked a paced slot before this, `book_budget_slot`), or give the claim back and wait;
+   booked a paced slot before this, `book_budget_slot`), waiting for it where it frees
+   within `BUDGET_WAIT_AT_MOST`, or give the claim back and wait;
 3. call the token endpoint with the refresh token held at claim time;
 4. once SumUp answers, keep the answer before anything else can fail: journal it
    (`refresh_journal`, in Redis), then store it in the row with compare-and-swap on the
@@ -54,7 +55,19 @@ CLAIM_SECONDS = 60  # longer than a token call with its timeouts; a dead worker'
 REFRESHABLE = (ConnectionStatus.CONNECTED, ConnectionStatus.ERROR)
 API_RULE = "sumup-api"  # the global budget of calls to SumUp (events.rate_limits)
 OVER_BUDGET_SPREAD = 1.0  # seconds, at most, added at random to an over-budget wait
+# A refresh whose slot of the budget frees within this many seconds waits for it (it ran
+# a little late for its paced slot, behind others in its worker, and met the refreshes
+# of the next slots): refused, it would go back to the queue and come back later still.
+# Paced slots are 56 ms apart at the default budget; a machine busy with other work ran
+# refreshes up to 84-366 ms late (p99), and refused 16-120 of them in 90 s of steady
+# state (bench/refresh_scale_bench.py) before they waited.
+BUDGET_WAIT_AT_MOST = 0.2
 JOURNALED_RETRY = 2.0  # seconds: an answer the database refused is tried again this soon
+# The sweep stores only journaled answers at least this old: a live worker stores its own
+# within milliseconds of journaling it (or, refused by the database, comes back for it
+# after JOURNALED_RETRY); applied under it, the worker's store would find the row moved
+# on and both would warn of a race that never was.
+JOURNAL_SETTLE_SECONDS = 5.0
 
 
 class Outcome(enum.StrEnum):
@@ -175,7 +188,9 @@ def refresh_profile(
         return Result(Outcome.NOT_DUE)
     claim, profile = claimed
     budget = _budget()
-    wait = rate_limits.acquire(API_RULE, budget, bulk=bulk)
+    wait = rate_limits.waiting(
+        lambda: rate_limits.acquire(API_RULE, budget, bulk=bulk), BUDGET_WAIT_AT_MOST
+    )
     if wait:
         _release(profile_id, claim)
         # Refused together, waiters would all come back as the one slot frees; spread
@@ -260,8 +275,12 @@ def apply_journal(profile_id: int) -> bool:
 
 
 def apply_journals() -> int:
-    """`apply_journal` for every artist with a journaled answer; how many were stored."""
-    return sum(_apply_entry(pk, entry) for pk, entry in refresh_journal.all_pending().items())
+    """`apply_journal` for every artist whose journaled answer is older than
+    `JOURNAL_SETTLE_SECONDS` (its worker died, or the database was away); how many were
+    stored."""
+    settled = time.time() - JOURNAL_SETTLE_SECONDS
+    pending = refresh_journal.all_pending().items()
+    return sum(_apply_entry(pk, entry) for pk, entry in pending if entry.received_at <= settled)
 
 
 def _apply_entry(profile_id: int, entry: refresh_journal.Entry) -> bool:
