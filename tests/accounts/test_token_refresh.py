@@ -706,6 +706,31 @@ def test_a_sweep_hands_out_seconds_of_work_and_the_dispatcher_the_rest(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_an_artist_falling_due_within_the_lookahead_is_queued_then_not_at_the_next_sweep(
+    project_worker, connected_artist, sumup, settings
+):
+    settings.SUMUP_REFRESH_SWEEP_INTERVAL = 600  # the next sweep is far off
+    due_now, due_soon = connected_artist(), connected_artist()
+    falls_due = timezone.now() + timedelta(seconds=sweep.LOOKAHEAD / 2)
+    ArtistProfile.objects.filter(pk=due_soon.pk).update(sumup_refresh_due_at=falls_due)
+
+    report = sweep.run_sweep()
+
+    assert report.enqueued == [due_now.pk]
+    assert report.more_due, "the dispatcher comes back for the one falling due"
+    deadline = time.monotonic() + 30
+    while (refreshed_at := reload(due_soon).sumup_last_refresh_at) is None:
+        assert time.monotonic() < deadline, "left to the next sweep"
+        time.sleep(0.2)
+    assert refreshed_at >= falls_due, "not before its time"
+    assert refresh_calls(sumup, due_soon) == 1
+    deadline = time.monotonic() + 10
+    while shared_redis.client().exists(sweep.DISPATCHER_KEY):
+        assert time.monotonic() < deadline, "the chain goes on with nothing to come"
+        time.sleep(0.2)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_refresh_now_waits_for_every_due_artist_not_only_the_first_seconds_of_work(
     project_worker, connected_artist, sumup, settings, capsys
 ):

@@ -14,8 +14,9 @@ No refresh waits in a worker for longer than `LOOKAHEAD`: a countdown is held in
 worker's memory (and in Redis's unacked set until the visibility timeout, should the
 worker die), so only the paced slots of the next few seconds are handed out at a time.
 The dispatcher (one chain of `DISPATCH_TASK` tasks at a time, under a lease in Redis)
-comes back every `DISPATCH_EVERY` seconds for the next ones while due work is left; a
-longer wait, such as a retry's backoff, is a time in the row (`refresh.defer`). A queued
+comes back every `DISPATCH_EVERY` seconds for the next ones while due work is left or
+falls due within `LOOKAHEAD` (so an artist is queued as its time comes, not at the next
+sweep); a longer wait, such as a retry's backoff, is a time in the row (`refresh.defer`). A queued
 refresh whose queue entry is gone (Redis lost it, or its worker died holding it) is
 queued again once its mark is older than half the sweep interval: by the next sweep, or
 sooner by the dispatcher.
@@ -124,9 +125,10 @@ def stale_after() -> timedelta:
     return timedelta(seconds=settings.SUMUP_REFRESH_SWEEP_INTERVAL / 2)
 
 
-def _claimable(now: datetime) -> QuerySet[ArtistProfile]:
+def _claimable(now: datetime, due_by: datetime | None = None) -> QuerySet[ArtistProfile]:
+    """Artists due by `due_by` (now by default) that no refresh has queued or holds."""
     return (
-        refresh.due_profiles(now)
+        refresh.due_profiles(due_by or now)
         .filter(
             Q(sumup_refresh_enqueued_at__isnull=True)
             | Q(sumup_refresh_enqueued_at__lt=now - stale_after())
@@ -138,10 +140,13 @@ def _claimable(now: datetime) -> QuerySet[ArtistProfile]:
     )
 
 
-def _backing_off() -> bool:
-    """Due artists wait out a retry's backoff (`refresh.defer`): the dispatcher comes
-    back for them when it ends, rather than leaving them to the next sweep."""
-    return refresh.backing_off(timezone.now()).exists()
+def _more_to_come() -> bool:
+    """Whether the chain comes back: artists fall due within `LOOKAHEAD` (its next round
+    queues them as they do, where the next sweep could be an interval away), or wait out
+    a retry's backoff (`refresh.defer`), which the dispatcher queues when it ends."""
+    now = timezone.now()
+    soon = _claimable(now, due_by=now + timedelta(seconds=LOOKAHEAD)).exists()
+    return soon or refresh.backing_off(now).exists()
 
 
 def _claim_batch(limit: int) -> tuple[list[int], datetime]:
@@ -183,12 +188,12 @@ def _dispatch_round() -> tuple[list[int], bool]:
     while True:
         room = refresh.free_budget_slots(within=LOOKAHEAD, lead=DELIVERY_LEAD)
         if not room:
-            return queued, _claimable(timezone.now()).exists() or _backing_off()
+            return queued, _more_to_come()
         # Claimed only as many as the free slots hold: the rest stay claimable by
         # the next round without being marked and unmarked in between.
         ids, mark = _claim_batch(min(ENQUEUE_BATCH, room))
         if not ids:
-            return queued, _backing_off()
+            return queued, _more_to_come()
         left = _enqueue(ids)
         queued.extend(ids[: len(ids) - len(left)])
         if left:  # another booking took slots in between
