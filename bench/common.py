@@ -1,6 +1,7 @@
 """What the benchmarks share: failing a step, logging progress, throwaway databases, a
 private Redis, stopping process groups, timing, per-second rate figures, the results
-file, and the stand-in secrets production settings require.
+file, the stand-in secrets production settings require, and the settings of a process
+that drives the token refresh itself.
 
 The scripts run as `python bench/<name>.py`, with only bench/ on sys.path: each puts
 the project directory there first and imports this module as `bench.common`.
@@ -63,6 +64,43 @@ def production_stand_ins(client_id: str) -> dict[str, str]:
         "SUMUP_TOKEN_KEYS": PUBLIC_TOKEN_KEY,
         "METRICS_TOKEN": "bench-only-metrics-token",
     }
+
+
+# Nothing a refresh benchmark runs in its own process calls SumUp; should anything try, it
+# meets a closed loopback port.
+UNREACHABLE_SUMUP = "http://127.0.0.1:9"
+# The refresh settings a benchmark measures at their defaults, whatever the shell holds.
+REFRESH_SETTINGS_AT_DEFAULT = (
+    "SUMUP_API_RATE_LIMIT",
+    "SUMUP_REFRESH_WINDOW",
+    "SUMUP_REFRESH_TOKEN_RENEW_AFTER",
+    "SUMUP_TOKEN_ACTIVE_FOR",
+    "SUMUP_REFRESH_SWEEP_INTERVAL",
+)
+
+
+def configure_refresh_process(database_url: str, redis_url: str, client_id: str) -> None:
+    """Django in this process, for a benchmark that drives the token refresh itself:
+    production settings (DEBUG off: no query log), the private Redis as cache, broker and
+    budget store, the refresh settings at their defaults, SumUp unreachable."""
+    os.environ.update(production_stand_ins(client_id))
+    for name in REFRESH_SETTINGS_AT_DEFAULT:
+        os.environ.pop(name, None)
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="events.settings",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        CELERY_BROKER_URL=redis_url,
+        CELERY_RESULT_BACKEND=redis_url,
+        SUMUP_BASE_URL=UNREACHABLE_SUMUP,
+        SUMUP_API_URL=f"{UNREACHABLE_SUMUP}/v0.1",
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+        LOG_LEVEL="WARNING",
+    )
+    sys.path.insert(0, str(WEBAPP_DIR))
+    import django
+
+    django.setup()
 
 
 # --- throwaway databases ------------------------------------------------------------------

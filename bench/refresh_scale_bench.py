@@ -70,7 +70,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-import django
 import psycopg
 import redis
 import requests
@@ -83,10 +82,10 @@ sys.path.insert(0, str(PROJECT_DIR))
 from bench.common import (  # noqa: E402
     DEFAULT_SERVER,
     VENV_BIN,
-    WEBAPP_DIR,
     BenchError,
     PrivateRedis,
     check,
+    configure_refresh_process,
     create_database,
     drop_database,
     log,
@@ -116,8 +115,6 @@ from tests.support.procfile import ProcfileProcess, read_procfile  # noqa: E402
 RESULTS_FILE = BENCH_DIR / "results" / "refresh_scale.json"
 DB_NAME = "bench_refresh_scale"
 CLIENT_ID = "jersey-events-local"
-# Nothing calls SumUp here; should anything try, it meets a closed loopback port.
-UNREACHABLE_SUMUP = "http://127.0.0.1:9"
 CELERY_QUEUE = "celery"  # the default queue, where the sweep's tasks go
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
@@ -142,26 +139,6 @@ def expiry_offset(n: int, due_fraction: float) -> tuple[bool, float]:
 
 
 # --- setup ----------------------------------------------------------------------------------
-
-
-def configure_environment(server: str, redis_url: str) -> None:
-    """Settings for this process, from the environment: the private Redis is cache,
-    broker and budget store; the SumUp budget is the settings' default."""
-    os.environ.update(production_stand_ins(CLIENT_ID))  # DEBUG off: no query log
-    os.environ.pop("SUMUP_API_RATE_LIMIT", None)
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="events.settings",
-        DATABASE_URL=f"{server}/{DB_NAME}",
-        REDIS_URL=redis_url,
-        CELERY_BROKER_URL=redis_url,
-        CELERY_RESULT_BACKEND=redis_url,
-        SUMUP_BASE_URL=UNREACHABLE_SUMUP,
-        SUMUP_API_URL=f"{UNREACHABLE_SUMUP}/v0.1",
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-        LOG_LEVEL="WARNING",
-    )
-    sys.path.insert(0, str(WEBAPP_DIR))
-    django.setup()
 
 
 def artist_chunks(size: int) -> Iterator[range]:
@@ -1298,7 +1275,7 @@ def save(results: Sequence[SizeResult], context: dict[str, Any]) -> None:
 def run_bench(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[SizeResult]:
     """Measure each size in turn, saving after each, so a run cut short keeps its sizes."""
     private = stack.enter_context(PrivateRedis())
-    configure_environment(args.server, private.url)
+    configure_refresh_process(f"{args.server}/{DB_NAME}", private.url, CLIENT_ID)
     create_database(args.server, DB_NAME)
     stack.callback(drop_bench_database, args.server)
     migrate()

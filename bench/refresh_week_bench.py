@@ -86,12 +86,11 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import django
 import psycopg
 import redis
 from psycopg import sql
@@ -103,16 +102,15 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 from bench.common import (  # noqa: E402
     DEFAULT_SERVER,
-    WEBAPP_DIR,
     BenchError,
     PrivateRedis,
     admin_execute,
     check,
+    configure_refresh_process,
     create_database,
     drop_database,
     log,
     on_terminate,
-    production_stand_ins,
     write_json,
 )
 from bench.token_refresh_bench import copy_rows, migrate, profile_row, user_row  # noqa: E402
@@ -126,8 +124,6 @@ if TYPE_CHECKING:
 RESULTS_FILE = BENCH_DIR / "results" / "refresh_week.json"
 DB_NAME = "bench_refresh_week"
 CLIENT_ID = "jersey-events-local"
-# Nothing calls SumUp here; should anything try, it meets a closed loopback port.
-UNREACHABLE_SUMUP = "http://127.0.0.1:9"
 
 FULL_ARTISTS, FULL_DAYS = 1_000_000, 7
 QUICK_ARTISTS, QUICK_DAYS = 100_000, 1
@@ -152,33 +148,6 @@ ISSUED_INDEX = "bench_week_issued_idx"
 
 
 # --- settings and database ----------------------------------------------------------------------
-
-
-def configure_environment(server: str, redis_url: str) -> None:
-    """Settings for this process, from the environment: production settings (no query
-    log), the private Redis as cache and broker, the SumUp budget at its default."""
-    os.environ.update(production_stand_ins(CLIENT_ID))
-    for name in (
-        "SUMUP_API_RATE_LIMIT",
-        "SUMUP_REFRESH_WINDOW",
-        "SUMUP_REFRESH_TOKEN_RENEW_AFTER",
-        "SUMUP_TOKEN_ACTIVE_FOR",
-        "SUMUP_REFRESH_SWEEP_INTERVAL",
-    ):
-        os.environ.pop(name, None)
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="events.settings",
-        DATABASE_URL=f"{server}/{DB_NAME}",
-        REDIS_URL=redis_url,
-        CELERY_BROKER_URL=redis_url,
-        CELERY_RESULT_BACKEND=redis_url,
-        SUMUP_BASE_URL=UNREACHABLE_SUMUP,
-        SUMUP_API_URL=f"{UNREACHABLE_SUMUP}/v0.1",
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-        LOG_LEVEL="WARNING",
-    )
-    sys.path.insert(0, str(WEBAPP_DIR))
-    django.setup()
 
 
 def prepare_database(server: str) -> None:
@@ -358,7 +327,7 @@ def load_artists(conninfo: str, shape: Shape, t0: datetime) -> Loaded:
 
 @dataclass(slots=True)
 class Held:
-    """What a refresh reads of the row it claimed (refresh._CLAIMED_FIELDS: all that
+    """What a refresh reads of the row it claimed (refresh.CLAIMED_FIELDS: all that
     `token_changes` reads), with the expiry and next refresh the figures need. The
     refresh token is the stored text, never decrypted."""
 
@@ -374,23 +343,19 @@ class Held:
     sumup_refresh_token: str
 
 
-HELD_COLUMNS = (
-    "pk",
-    "sumup_token_version",
-    "sumup_connected_at",
-    "sumup_merchant_code",
-    "sumup_connection_status",
-    "sumup_refresh_token_issued_at",
-    "sumup_token_used_at",
-    "sumup_expires_at",
-    "sumup_refresh_due_at",
-)
+# Held's fields but the last, the refresh token, which is read as stored text.
+HELD_COLUMNS = tuple(column.name for column in fields(Held))[:-1]
 
 
 def held_rows(rows: QuerySet[ArtistProfile], limit: int | None = None) -> list[Held]:
     """The first `limit` rows of `rows` (all by default) as `Held`, in its order."""
     from django.db.models import TextField
     from django.db.models.functions import Cast
+
+    from accounts.sumup import refresh
+
+    unread = set(refresh.CLAIMED_FIELDS) - {*HELD_COLUMNS, "sumup_refresh_token"}
+    check(not unread, f"Held lacks what a refresh reads of its row: {sorted(unread)}")
 
     # The cast reads the column as text, past the field that would decrypt it.
     stored = Cast("sumup_refresh_token", TextField())
@@ -878,7 +843,7 @@ def run_bench(args: argparse.Namespace, stack: contextlib.ExitStack) -> bool:
     """Load, simulate, report; True if every check passed."""
     begun = time.perf_counter()
     private = stack.enter_context(PrivateRedis())
-    configure_environment(args.server, private.url)
+    configure_refresh_process(f"{args.server}/{DB_NAME}", private.url, CLIENT_ID)
     from django.conf import settings
 
     from accounts.sumup import refresh

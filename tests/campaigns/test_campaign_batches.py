@@ -5,7 +5,7 @@ provider times out, fails, refuses it or takes it while its worker dies."""
 
 import html
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -238,13 +238,20 @@ def test_a_batch_never_carries_more_than_a_second_of_the_rate(esp, rate, per_tas
     assert batching.most_per_request(campaign) == per_request
 
 
+def hold_first_artist_from_before(campaign: Campaign, people: list[ArtistProfile]) -> datetime:
+    """The first artist's row holds its artist from an earlier attempt (its lapse mark, an
+    hour ago, on both): undoing a claim must restore that mark and no other."""
+    earlier = timezone.now() - timedelta(hours=1)
+    retried = campaign.recipients.get(artist=people[0])
+    Recipient.objects.filter(pk=retried.pk).update(lapse_mark=earlier)
+    ArtistProfile.objects.filter(pk=people[0].pk).update(sumup_lapse_notified_at=earlier)
+    return earlier
+
+
 def test_a_batch_over_the_rate_makes_no_request_and_its_claim_is_undone(esp, artists, started):
     people = artists(3)
     campaign = started(rate_limit="4/s")
-    earlier = timezone.now() - timedelta(hours=1)
-    retried = campaign.recipients.get(artist=people[0])  # holds its artist from before
-    Recipient.objects.filter(pk=retried.pk).update(lapse_mark=earlier)
-    ArtistProfile.objects.filter(pk=people[0].pk).update(sumup_lapse_notified_at=earlier)
+    earlier = hold_first_artist_from_before(campaign, people)
     limit = campaign.rate
     assert limit is not None and rate.take_slots(limit, 2) == 0.0  # 2 of 4 left this second
 
@@ -266,10 +273,7 @@ def test_a_batch_claimed_when_the_limiter_fails_is_undone_and_its_artists_held_a
 ):
     people = artists(3)
     campaign = started(rate_limit="4/s")
-    earlier = timezone.now() - timedelta(hours=1)
-    retried = campaign.recipients.get(artist=people[0])  # holds its artist from before
-    Recipient.objects.filter(pk=retried.pk).update(lapse_mark=earlier)
-    ArtistProfile.objects.filter(pk=people[0].pk).update(sumup_lapse_notified_at=earlier)
+    earlier = hold_first_artist_from_before(campaign, people)
     settings.REDIS_URL = PrivateRedis().url  # nothing listens there: the limiter fails
 
     assert sending.send_batch(ids_of(campaign)) == ([], 0.0)

@@ -130,7 +130,7 @@ def _refreshable() -> QuerySet[ArtistProfile]:
 # What a refresh reads of the row it claimed: the grant, the version its compare-and-swap
 # checks, and what `token_changes` compares the answer with. Loading only these spares
 # decrypting the access token, which the refresh replaces unread.
-_CLAIMED_FIELDS = (
+CLAIMED_FIELDS = (
     "sumup_refresh_token",
     "sumup_token_version",
     "sumup_connected_at",
@@ -162,7 +162,7 @@ def _claim(profile_id: int, *, only_if_due: bool) -> tuple[str, ArtistProfile] |
     )
     if not claimed:
         return None
-    return claim, ArtistProfile.objects.only(*_CLAIMED_FIELDS).get(pk=profile_id)
+    return claim, ArtistProfile.objects.only(*CLAIMED_FIELDS).get(pk=profile_id)
 
 
 def _release(profile_id: int, claim: str, **changes: Any) -> int:
@@ -285,7 +285,7 @@ def apply_journals() -> int:
 
 def _apply_entry(profile_id: int, entry: refresh_journal.Entry) -> bool:
     profile = (
-        ArtistProfile.objects.only(*_CLAIMED_FIELDS)
+        ArtistProfile.objects.only(*CLAIMED_FIELDS)
         .filter(pk=profile_id, sumup_token_version=entry.version)
         .first()
     )
