@@ -97,7 +97,7 @@ SPLIT_ERROR = "the provider refused the batch whole; sent again one by one"
 # much after they freed: the request a window later inherits that lateness, and so on.
 # Handing it back to the schedule leaves its place empty. Measured at 1000/s (requests
 # of 100, 103.5 ms apart): re-queued, 94% of the rate; waiting up to 50 ms, 95.5-96.9%
-# (requests 70-90 ms early were handed back, a 200-ms gap each); up to 0.2 s, 98.8%. A
+# (requests 70-90 ms early were handed back, a 200-ms gap each); up to 0.2 s, 98.3-98.8%. A
 # pool process waits at most this long a request. Any later, the rows go back to the
 # schedule, as a task waiting longer would contend for the slots with the sends the
 # schedule put there.
