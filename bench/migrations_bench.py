@@ -196,10 +196,13 @@ def load_rows(conninfo: str, rows: int) -> None:
 # --- Django -----------------------------------------------------------------------------
 
 
-def setup_django(database_url: str) -> None:
+def setup_django(database_url: str, rows: int) -> None:
     os.environ["DATABASE_URL"] = database_url
     os.environ["DJANGO_SETTINGS_MODULE"] = "events.settings"
     os.environ["DEBUG"] = "false"  # no query log: time the migrations as production runs them
+    # 0004 fills every row inside the migration, in batches, as it does up to this many
+    # rows; above it, it leaves them to the workers (bench/backfill_bench.py measures that).
+    os.environ["BACKFILL_INLINE_MAX_ROWS"] = str(rows)
     # What production requires; the migrations call no SumUp and encrypt no token.
     for name, value in production_stand_ins("bench-migrations").items():
         os.environ.setdefault(name, value)
@@ -738,7 +741,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     server = args.server.rstrip("/")
-    setup_django(db_url(server, DB_NAME))
+    setup_django(db_url(server, DB_NAME), args.rows)
     try:
         result = run_bench(server, args.rows, args.probe_interval_ms / 1000)
     except (BenchError, psycopg.Error) as exc:
