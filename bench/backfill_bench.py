@@ -150,8 +150,9 @@ ARTIST_PASSWORD = "bench-artist-password"  # noqa: S105 (a throwaway user in a t
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 STATUS_SPAN = re.compile(r'id="sumup-status">([^<]*)<')
 NOTICE = re.compile(r'<p class="muted">(.*?)</p>', re.DOTALL)
+# A worker logs in the web's format (jobs.celery): "<asctime> INFO celery.apps.worker ...".
 READY_LINE = re.compile(
-    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] \S+ ready\.$", re.MULTILINE
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO celery\.apps\.worker \S+ ready\.$", re.MULTILINE
 )
 ERROR_LINE = re.compile(r"^[\w.]+(?:Error|Exception): .+$", re.MULTILINE)
 
@@ -890,6 +891,7 @@ def prepare(server: str, result: BenchResult) -> None:
         migrate("accounts", BEFORE)
         migrate("backfills")
         migrate("sessions")
+        migrate("axes")  # the login throttle's records, which every login reads
     log(f"loading {result.rows:,} users and artist profiles")
     with timed(result.setup_seconds, "copy_and_vacuum", places=3):
         load_rows(info, result.rows)
